@@ -1,0 +1,234 @@
+// Control plane core: last good resources + registry → per-proxy snapshots, versions, ACK/NACK state.
+//
+// It knows nothing of processes or files: the supervisor tells it which proxies exist and whether
+// their apps are up; the loader hands it validated resources. Only the push server touches sockets.
+
+import type { Resource } from '../api/types.ts';
+import { buildRegistry, type WorkloadInstance } from '../registry/registry.ts';
+import { translate } from '../translate/translate.ts';
+import type { ProxyHello, ProxyNode, ProxySnapshot } from '../wire/snapshot.ts';
+import type { ProxyConnection, PushHandlers } from './push-server.ts';
+
+export interface ProxyRegistration {
+  node: ProxyNode;
+  token: string;
+  /** Sidecars: the app's port behind the proxy, and the instance the registry sees. */
+  app?: { host: string; port: number };
+  instance?: WorkloadInstance;
+}
+
+interface ProxyRecord extends ProxyRegistration {
+  conn?: ProxyConnection;
+  listeners?: ProxyHello['listeners'];
+  pid?: number;
+  /** JSON of the last snapshot sent, without its version, to detect real changes. */
+  sentBody?: string;
+  sentVersion?: number;
+  ackedVersion?: number;
+  nack?: { version: number; error: string };
+}
+
+export interface ProxyStatus {
+  id: string;
+  kind: ProxyNode['kind'];
+  workload: string;
+  namespace: string;
+  identity: string;
+  /** The configuration version the proxy runs (its last ACK), or null before the first. */
+  version: number | null;
+  /** The newest version sent to it. */
+  latest: number | null;
+  synced: boolean;
+  error: string | null;
+  connected: boolean;
+  pid: number | null;
+  ready: boolean | null;
+  listeners: { inbound: string | null; outbound: string | null; admin: string | null };
+}
+
+export class ControlPlane {
+  private resources: readonly Resource[] = [];
+  private readonly proxies = new Map<string, ProxyRecord>();
+  private version = 0;
+  private scheduled = false;
+  private readonly waiters: Array<() => void> = [];
+  private readonly log: (line: string) => void;
+  private readonly onConnected?: (id: string, listeners: ProxyHello['listeners']) => void;
+
+  constructor(log: (line: string) => void, onConnected?: (id: string, listeners: ProxyHello['listeners']) => void) {
+    this.log = log;
+    this.onConnected = onConnected;
+  }
+
+  /** The configuration version of the newest push. */
+  get currentVersion(): number {
+    return this.version;
+  }
+
+  /** Replace the configuration with a new, fully validated set of resources. */
+  setResources(resources: readonly Resource[]): void {
+    this.resources = resources;
+    this.schedulePush();
+  }
+
+  registerProxy(reg: ProxyRegistration): void {
+    this.proxies.set(reg.node.id, { ...reg });
+    this.schedulePush();
+  }
+
+  removeProxy(id: string): void {
+    const rec = this.proxies.get(id);
+    rec?.conn?.close();
+    this.proxies.delete(id);
+    this.schedulePush();
+  }
+
+  setReady(id: string, ready: boolean): void {
+    const rec = this.proxies.get(id);
+    if (!rec?.instance || rec.instance.ready === ready) return;
+    rec.instance = { ...rec.instance, ready };
+    this.schedulePush();
+  }
+
+  /** The push server's callbacks. */
+  handlers(): PushHandlers {
+    return {
+      authenticate: (hello) => {
+        const rec = this.proxies.get(hello.id);
+        if (!rec) return `no proxy ${hello.id} is expected`;
+        if (rec.token !== hello.token) return 'wrong bootstrap token';
+        return undefined;
+      },
+      connected: (conn) => {
+        const rec = this.proxies.get(conn.hello.id);
+        if (!rec) return;
+        rec.conn?.close();
+        rec.conn = conn;
+        rec.listeners = conn.hello.listeners;
+        rec.pid = conn.hello.pid;
+        rec.sentBody = undefined; // a new stream starts from nothing: send the full snapshot again
+        if (rec.instance && conn.hello.listeners.inbound) {
+          const inbound = splitHostPort(conn.hello.listeners.inbound);
+          rec.instance = { ...rec.instance, inbound };
+        }
+        this.schedulePush();
+        this.onConnected?.(conn.hello.id, conn.hello.listeners);
+      },
+      ack: (id, version) => {
+        const rec = this.proxies.get(id);
+        if (!rec) return;
+        rec.ackedVersion = version;
+        if (rec.nack && rec.nack.version <= version) rec.nack = undefined;
+        this.wakeWaiters();
+      },
+      nack: (id, version, error) => {
+        const rec = this.proxies.get(id);
+        if (!rec) return;
+        rec.nack = { version, error };
+        this.log(`proxy ${id} rejected configuration version ${version}: ${error} (it keeps running version ${rec.ackedVersion ?? 'none'})`);
+        this.wakeWaiters();
+      },
+      disconnected: (conn) => {
+        const rec = this.proxies.get(conn.hello.id);
+        if (rec?.conn === conn) rec.conn = undefined;
+      },
+      log: this.log,
+    };
+  }
+
+  /** Resolves once every registered proxy is connected and has answered its latest snapshot. */
+  whenSettled(): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.settled()) resolve();
+        else this.waiters.push(check);
+      };
+      check();
+    });
+  }
+
+  private settled(): boolean {
+    if (this.scheduled) return false;
+    for (const r of this.proxies.values()) {
+      if (!r.conn || r.sentVersion === undefined) return false;
+      if (r.ackedVersion !== r.sentVersion && r.nack?.version !== r.sentVersion) return false;
+    }
+    return true;
+  }
+
+  private wakeWaiters(): void {
+    const w = this.waiters.splice(0);
+    for (const f of w) f();
+  }
+
+  status(): ProxyStatus[] {
+    return [...this.proxies.values()].map((r) => ({
+      id: r.node.id,
+      kind: r.node.kind,
+      workload: r.node.workload,
+      namespace: r.node.namespace,
+      identity: r.node.identity,
+      version: r.ackedVersion ?? null,
+      latest: r.sentVersion ?? null,
+      synced: r.sentVersion !== undefined && r.ackedVersion === r.sentVersion,
+      error: r.nack ? `version ${r.nack.version} rejected: ${r.nack.error}` : null,
+      connected: r.conn !== undefined,
+      pid: r.pid ?? null,
+      ready: r.instance ? r.instance.ready : null,
+      listeners: {
+        inbound: r.listeners?.inbound ?? null,
+        outbound: r.listeners?.outbound ?? null,
+        admin: r.listeners?.admin ?? null,
+      },
+    }));
+  }
+
+  /** Coalesce bursts of changes (many endpoints coming up at once) into one push. */
+  private schedulePush(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.push();
+      this.wakeWaiters();
+    });
+  }
+
+  private push(): void {
+    const instances = [...this.proxies.values()].flatMap((r) => (r.instance ? [r.instance] : []));
+    const registry = buildRegistry(this.resources, instances);
+    const changed: Array<[ProxyRecord, ProxySnapshot, string]> = [];
+    for (const rec of this.proxies.values()) {
+      if (!rec.conn) continue;
+      let snap: ProxySnapshot;
+      try {
+        snap = translate({
+          resources: this.resources,
+          registry,
+          proxy: rec.node,
+          inbound: rec.app ? { appHost: rec.app.host, appPort: rec.app.port } : undefined,
+          version: 0,
+        });
+      } catch (err) {
+        // A translation bug must not take the mesh down: keep the proxy on what it has.
+        this.log(`could not translate configuration for ${rec.node.id}: ${(err as Error).stack}`);
+        continue;
+      }
+      const body = JSON.stringify(snap);
+      if (body !== rec.sentBody) changed.push([rec, snap, body]);
+    }
+    if (changed.length === 0) return;
+    this.version++;
+    for (const [rec, snap, body] of changed) {
+      snap.version = this.version;
+      rec.sentBody = body;
+      rec.sentVersion = this.version;
+      rec.conn!.send(snap);
+    }
+  }
+}
+
+function splitHostPort(a: string): { host: string; port: number } {
+  const i = a.lastIndexOf(':');
+  return { host: a.slice(0, i), port: Number(a.slice(i + 1)) };
+}

@@ -1,0 +1,342 @@
+// Supervisor: runs each Workload replica as an app process with its own sidecar proxy process.
+//
+// Order per replica: start the sidecar → it connects and says where it listens → start the app
+// with HTTP_PROXY pointing at the sidecar → probe the app's port → mark the endpoint ready.
+// An app that exits is reported with its last output and restarted with backoff; the rest of the
+// mesh keeps running.
+
+import { randomBytes } from 'node:crypto';
+import { connect, createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { Resource, WorkloadSpec } from '../api/types.ts';
+import type { ProxyNode } from '../wire/snapshot.ts';
+import type { ControlPlane } from './control-plane.ts';
+import { spawnPrefixed, stopProcess, type Spawned } from './processes.ts';
+import { spiffe } from '../translate/translate.ts';
+
+const PROXY_MAIN = fileURLToPath(new URL('../proxy/main.ts', import.meta.url));
+const MAX_BACKOFF_MS = 30_000;
+
+interface Replica {
+  id: string;
+  specKey: string;
+  resource: Resource<WorkloadSpec>;
+  index: number;
+  node: ProxyNode;
+  token: string;
+  appPort: number;
+  proxy?: Spawned;
+  app?: Spawned;
+  outbound?: string;
+  inbound?: string;
+  admin?: string;
+  backoffMs: number;
+  /** Has the app either come up or failed at least once (for `weft: ready`)? */
+  settled: boolean;
+  stopping: boolean;
+  restartTimer?: NodeJS.Timeout;
+}
+
+export interface SupervisorOptions {
+  control: ControlPlane;
+  controlAddress: string;
+  log(line: string): void;
+  /** Where app and proxy output goes, already prefixed. */
+  output(line: string): void;
+  accessLog?: string;
+}
+
+export class Supervisor {
+  private readonly replicas = new Map<string, Replica>();
+  private edge?: { proxy: Spawned; node: ProxyNode; token: string; bind: string };
+  private readonly o: SupervisorOptions;
+  private readonly connectedWaiters = new Map<string, (listeners: { outbound?: string; inbound?: string; admin: string }) => void>();
+
+  constructor(o: SupervisorOptions) {
+    this.o = o;
+  }
+
+  /** The control plane tells us when a proxy connects, so we know where its sidecar listens. */
+  proxyConnected(id: string, listeners: { outbound?: string; inbound?: string; admin: string }): void {
+    this.connectedWaiters.get(id)?.(listeners);
+  }
+
+  /** Start the edge proxy on `bind`; resolves when it has connected. */
+  async startEdge(bind: string): Promise<void> {
+    const node: ProxyNode = {
+      id: 'weft-system/edge',
+      kind: 'edge',
+      workload: 'weft-edge',
+      // The edge routes short names as a sidecar in the default namespace would.
+      namespace: 'default',
+      app: 'weft-edge',
+      version: 'unknown',
+      serviceAccount: 'weft-edge',
+      identity: spiffe('weft-system', 'weft-edge'),
+      labels: { app: 'weft-edge' },
+    };
+    const token = randomBytes(16).toString('hex');
+    this.o.control.registerProxy({ node, token });
+    const connected = this.waitConnected(node.id);
+    const proxy = this.spawnProxy(node, token, { WEFT_OUTBOUND: bind });
+    this.edge = { proxy, node, token, bind };
+    const exit = proxy.exited.then((e) => {
+      throw new Error(`the edge proxy exited (${e.code ?? e.signal}): ${proxy.tail().join(' | ')}`);
+    });
+    await Promise.race([connected, exit]);
+    void exit.catch((err) => this.o.log((err as Error).message));
+  }
+
+  /** Make the running replicas match the Workload resources. */
+  reconcile(workloads: readonly Resource<WorkloadSpec>[]): void {
+    const desired = new Map<string, { r: Resource<WorkloadSpec>; index: number; key: string }>();
+    for (const r of workloads) {
+      const key = JSON.stringify([r.spec, r.metadata.labels]);
+      for (let i = 0; i < (r.spec.replicas ?? 1); i++) desired.set(`${r.metadata.namespace}/${r.metadata.name}-${i}`, { r, index: i, key });
+    }
+    for (const [id, rep] of this.replicas) {
+      const want = desired.get(id);
+      if (!want || want.key !== rep.specKey) {
+        this.o.log(`${want ? 'restarting' : 'stopping'} workload ${id}${want ? ' (its spec changed)' : ''}`);
+        void this.stopReplica(rep);
+      }
+    }
+    for (const [id, want] of desired) {
+      const rep = this.replicas.get(id);
+      if (!rep || rep.specKey !== want.key) void this.startReplica(id, want.r, want.index, want.key);
+    }
+  }
+
+  /** Resolves when every replica's app has come up or failed once, or after `timeoutMs`. */
+  async whenStarted(timeoutMs: number): Promise<string[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if ([...this.replicas.values()].every((r) => r.settled)) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return [...this.replicas.values()].filter((r) => !r.settled).map((r) => r.id);
+  }
+
+  pids(): Record<string, { proxy?: number; app?: number; appPort: number }> {
+    const out: Record<string, { proxy?: number; app?: number; appPort: number }> = {};
+    for (const r of this.replicas.values()) out[r.id] = { proxy: r.proxy?.child.pid, app: r.app?.child.pid, appPort: r.appPort };
+    return out;
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.replicas.values()].map((r) => this.stopReplica(r)));
+    if (this.edge) {
+      this.o.control.removeProxy(this.edge.node.id);
+      await stopProcess(this.edge.proxy, 5000, false);
+    }
+  }
+
+  private async startReplica(id: string, r: Resource<WorkloadSpec>, index: number, key: string): Promise<void> {
+    const labels = { ...r.spec.labels };
+    const sa = r.spec.serviceAccount ?? 'default';
+    const node: ProxyNode = {
+      id,
+      kind: 'sidecar',
+      workload: r.metadata.name,
+      namespace: r.metadata.namespace,
+      app: labels.app ?? r.metadata.name,
+      version: labels.version ?? 'unknown',
+      serviceAccount: sa,
+      identity: spiffe(r.metadata.namespace, sa),
+      labels,
+    };
+    let appPort: number;
+    try {
+      appPort = r.spec.port ?? (await freePort());
+    } catch (err) {
+      this.o.log(`workload ${id}: could not find a free port: ${(err as Error).message}`);
+      return;
+    }
+    const rep: Replica = {
+      id,
+      specKey: key,
+      resource: r,
+      index,
+      node,
+      token: randomBytes(16).toString('hex'),
+      appPort,
+      backoffMs: 1000,
+      settled: false,
+      stopping: false,
+    };
+    this.replicas.set(id, rep);
+    this.o.control.registerProxy({
+      node,
+      token: rep.token,
+      app: { host: '127.0.0.1', port: appPort },
+      instance: { id, workload: node.workload, namespace: node.namespace, labels, serviceAccount: sa, ready: false },
+    });
+    await this.runProxy(rep);
+    if (!rep.stopping) await this.runApp(rep);
+  }
+
+  private async runProxy(rep: Replica): Promise<void> {
+    const connected = this.waitConnected(rep.id);
+    // A restarted sidecar takes the same ports again, so the app's HTTP_PROXY stays right.
+    rep.proxy = this.spawnProxy(rep.node, rep.token, {
+      WEFT_OUTBOUND: rep.outbound ?? '127.0.0.1:0',
+      WEFT_INBOUND: rep.inbound ?? '127.0.0.1:0',
+      WEFT_ADMIN: rep.admin ?? '127.0.0.1:0',
+    });
+    const proxy = rep.proxy;
+    void proxy.exited.then((e) => {
+      if (rep.stopping || rep.proxy !== proxy) return;
+      this.o.log(`sidecar of ${rep.id} exited (${e.code ?? e.signal}); restarting it`);
+      setTimeout(() => void this.runProxy(rep), 500);
+    });
+    const l = await Promise.race([connected, proxy.exited.then(() => undefined)]);
+    if (!l) return;
+    rep.outbound = l.outbound;
+    rep.inbound = l.inbound;
+    rep.admin = l.admin;
+  }
+
+  private async runApp(rep: Replica): Promise<void> {
+    if (rep.stopping || !rep.outbound) return;
+    const spec = rep.resource.spec;
+    // Spare the user from PATH surprises: `node` means the Node.js that runs Weft.
+    const command = spec.command[0] === 'node' ? process.execPath : spec.command[0];
+    const proxyUrl = `http://${rep.outbound}`;
+    if (spec.port !== undefined && !(await portFree(spec.port))) {
+      this.o.log(
+        `workload ${rep.id}: port ${spec.port} (spec.port) is already in use by another process; stop that process or change spec.port — retrying in ${rep.backoffMs / 1000}s`,
+      );
+      rep.settled = true;
+      this.scheduleRestart(rep);
+      return;
+    }
+    const app = spawnPrefixed(
+      command,
+      spec.command.slice(1),
+      {
+        cwd: spec.cwd,
+        detached: true, // its own process group, so stopping it stops whatever it started
+        env: {
+          ...process.env,
+          ...spec.env,
+          PORT: String(rep.appPort),
+          HTTP_PROXY: proxyUrl,
+          http_proxy: proxyUrl,
+          NODE_USE_ENV_PROXY: '1',
+          NO_PROXY: 'localhost,127.0.0.1,::1',
+          no_proxy: 'localhost,127.0.0.1,::1',
+          WEFT_WORKLOAD: rep.node.workload,
+          WEFT_NAMESPACE: rep.node.namespace,
+          WEFT_INSTANCE: rep.id,
+          WEFT_REPLICA: String(rep.index),
+        },
+      },
+      `[${rep.id}]`,
+      this.o.output,
+    );
+    rep.app = app;
+    const started = Date.now();
+    void this.probe(rep, app);
+    const e = await app.exited;
+    if (rep.stopping || rep.app !== app) return;
+    this.o.control.setReady(rep.id, false);
+    rep.settled = true;
+    if (Date.now() - started > 60_000) rep.backoffMs = 1000; // it ran a good while: start the backoff over
+    const why = e.error
+      ? (e.error as NodeJS.ErrnoException).code === 'ENOENT'
+        ? `command "${spec.command[0]}" was not found (spec.command in ${rep.resource.source.file}); fix the Workload's command`
+        : e.error.message
+      : `exited with ${e.signal ? `signal ${e.signal}` : `code ${e.code}`}`;
+    const tail = app.tail();
+    this.o.log(`workload ${rep.id} ${why}${tail.length ? `; last output: ${tail.join(' | ')}` : ''}; restarting in ${rep.backoffMs / 1000}s`);
+    this.scheduleRestart(rep);
+  }
+
+  private scheduleRestart(rep: Replica): void {
+    const delay = rep.backoffMs;
+    rep.backoffMs = Math.min(MAX_BACKOFF_MS, rep.backoffMs * 2);
+    rep.restartTimer = setTimeout(() => void this.runApp(rep), delay);
+  }
+
+  /** Ready when the app accepts TCP connections on its port. */
+  private async probe(rep: Replica, app: Spawned): Promise<void> {
+    while (!rep.stopping && rep.app === app && app.child.exitCode === null && app.child.signalCode === null) {
+      if (await canConnect(rep.appPort)) {
+        rep.settled = true;
+        this.o.control.setReady(rep.id, true);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  private async stopReplica(rep: Replica): Promise<void> {
+    rep.stopping = true;
+    if (rep.restartTimer) clearTimeout(rep.restartTimer);
+    if (this.replicas.get(rep.id) === rep) this.replicas.delete(rep.id);
+    // Take the endpoint out of every proxy's tables first, then stop the app, then its sidecar.
+    this.o.control.setReady(rep.id, false);
+    if (rep.app) await stopProcess(rep.app, 5000, true);
+    this.o.control.removeProxy(rep.id);
+    if (rep.proxy) await stopProcess(rep.proxy, 5000, false);
+  }
+
+  private spawnProxy(node: ProxyNode, token: string, extra: Record<string, string>): Spawned {
+    return spawnPrefixed(
+      process.execPath,
+      [PROXY_MAIN],
+      {
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'], // the IPC channel closing tells the proxy weft is gone
+        env: {
+          ...process.env,
+          WEFT_PROXY_ID: node.id,
+          WEFT_PROXY_TOKEN: token,
+          WEFT_CONTROL: this.o.controlAddress,
+          ...(this.o.accessLog ? { WEFT_ACCESS_LOG: this.o.accessLog } : {}),
+          ...extra,
+        },
+      },
+      `[${node.id} proxy]`,
+      this.o.output,
+    );
+  }
+
+  private waitConnected(id: string): Promise<{ outbound?: string; inbound?: string; admin: string }> {
+    return new Promise((resolve) => {
+      this.connectedWaiters.set(id, (l) => {
+        this.connectedWaiters.delete(id);
+        resolve(l);
+      });
+    });
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export function portFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, host, () => s.close(() => resolve(true)));
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ port, host: '127.0.0.1' });
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => resolve(false));
+  });
+}

@@ -1,0 +1,173 @@
+// Compile: a ProxySnapshot → frozen runtime tables. Anything invalid throws here, so the snapshot
+// is NACKed and the proxy keeps its last good tables; nothing is discovered on the request path.
+
+import type { Clock } from '../core/clock.ts';
+import type { Random } from '../core/random.ts';
+import {
+  WIRE_FORMAT,
+  type ClusterConfig,
+  type ConsistentHashConfig,
+  type EndpointConfig,
+  type ProxySnapshot,
+  type VirtualHostConfig,
+} from '../wire/snapshot.ts';
+import { compileRoute, type CompiledRoute } from './routing/match.ts';
+import type { Balancer, LbEndpoint } from './upstream/lb/balancer.ts';
+import { createBalancer } from './upstream/lb/registry.ts';
+import type { EndpointStates, EndpointState } from './upstream/endpoints.ts';
+import type { MeshMetrics, PeerLabels } from './observe/metrics.ts';
+import { sourcePeerLabels } from './observe/peer.ts';
+
+export interface UpstreamEndpoint {
+  readonly config: EndpointConfig;
+  readonly state: EndpointState;
+  readonly lb: LbEndpoint;
+  /** Metrics for requests this proxy sends to the endpoint (reporter=source). */
+  readonly metrics: PeerLabels;
+}
+
+export interface CompiledCluster {
+  readonly config: ClusterConfig;
+  readonly balancer: Balancer;
+  readonly byKey: ReadonlyMap<string, UpstreamEndpoint>;
+  /** Present when the cluster balances by consistent hash. */
+  readonly hash?: ConsistentHashConfig['key'];
+  /** Metrics for requests that never reached an endpoint (no healthy upstream). */
+  readonly unreachedMetrics: PeerLabels;
+}
+
+export interface CompiledDestination {
+  readonly cluster: CompiledCluster;
+  /** Upper bound of this destination's share in [0, total). */
+  readonly upTo: number;
+}
+
+export interface CompiledRouteEntry extends CompiledRoute {
+  readonly destinations: readonly CompiledDestination[];
+  readonly totalWeight: number;
+}
+
+export interface CompiledVirtualHost {
+  readonly config: VirtualHostConfig;
+  readonly routes: readonly CompiledRouteEntry[];
+}
+
+export interface RuntimeConfig {
+  readonly snapshot: ProxySnapshot;
+  readonly version: number;
+  /** Exact domains (lowercase, with and without port). */
+  readonly domains: ReadonlyMap<string, CompiledVirtualHost>;
+  /** `*.suffix` domains, longest suffix first. */
+  readonly wildcards: readonly { suffix: string; vhost: CompiledVirtualHost }[];
+  readonly catchAll?: CompiledVirtualHost;
+  /** Metrics for requests no route matched. */
+  readonly noRouteMetrics: PeerLabels;
+}
+
+export interface CompileDeps {
+  endpoints: EndpointStates;
+  metrics: MeshMetrics;
+  random: Random;
+  clock: Clock;
+}
+
+export function compileSnapshot(snapshot: ProxySnapshot, deps: CompileDeps): RuntimeConfig {
+  if (snapshot.wire !== WIRE_FORMAT) throw new Error(`snapshot wire format ${snapshot.wire} is not ${WIRE_FORMAT}`);
+  if (!Number.isInteger(snapshot.version)) throw new Error('snapshot has no integer version');
+
+  const clusters = new Map<string, CompiledCluster>();
+  for (const c of snapshot.clusters) {
+    if (clusters.has(c.name)) throw new Error(`cluster ${c.name} is defined twice`);
+    clusters.set(c.name, compileCluster(c, snapshot, deps));
+  }
+
+  const domains = new Map<string, CompiledVirtualHost>();
+  const wildcards: { suffix: string; vhost: CompiledVirtualHost }[] = [];
+  let catchAll: CompiledVirtualHost | undefined;
+  for (const vh of snapshot.outbound.virtualHosts) {
+    const compiled = compileVirtualHost(vh, clusters);
+    for (const raw of vh.domains) {
+      const d = raw.toLowerCase();
+      if (d === '*') catchAll ??= compiled;
+      else if (d.startsWith('*.')) wildcards.push({ suffix: d.slice(1), vhost: compiled });
+      else if (!domains.has(d)) domains.set(d, compiled);
+    }
+  }
+  wildcards.sort((a, b) => b.suffix.length - a.suffix.length);
+
+  return Object.freeze({
+    snapshot,
+    version: snapshot.version,
+    domains,
+    wildcards,
+    catchAll,
+    noRouteMetrics: deps.metrics.peer(sourcePeerLabels(snapshot.proxy, undefined, undefined)),
+  });
+}
+
+function compileVirtualHost(vh: VirtualHostConfig, clusters: Map<string, CompiledCluster>): CompiledVirtualHost {
+  const routes = vh.routes.map((r): CompiledRouteEntry => {
+    const base = compileRoute(r);
+    if (r.action.kind !== 'route') return Object.freeze({ ...base, destinations: [], totalWeight: 0 });
+    let total = 0;
+    const destinations: CompiledDestination[] = [];
+    for (const d of r.action.destinations) {
+      const cluster = clusters.get(d.cluster);
+      if (!cluster) throw new Error(`route ${r.name} sends to cluster ${d.cluster}, which the snapshot does not define`);
+      if (!(d.weight >= 0)) throw new Error(`route ${r.name}: weight ${d.weight} is not a non-negative number`);
+      total += d.weight;
+      destinations.push({ cluster, upTo: total });
+    }
+    if (destinations.length === 0) throw new Error(`route ${r.name} has no destination`);
+    if (total === 0 && destinations.length > 1) throw new Error(`route ${r.name}: weights add up to 0`);
+    return Object.freeze({ ...base, destinations, totalWeight: total });
+  });
+  return Object.freeze({ config: vh, routes });
+}
+
+function compileCluster(c: ClusterConfig, snapshot: ProxySnapshot, deps: CompileDeps): CompiledCluster {
+  const byKey = new Map<string, UpstreamEndpoint>();
+  for (const e of c.endpoints) {
+    const state = deps.endpoints.get(e.host, e.port);
+    if (byKey.has(state.key)) continue;
+    const lb: LbEndpoint = {
+      key: state.key,
+      weight: e.weight,
+      get active() {
+        return state.active;
+      },
+      set active(v: number) {
+        state.active = v;
+      },
+    };
+    byKey.set(state.key, {
+      config: e,
+      state,
+      lb,
+      metrics: deps.metrics.peer(sourcePeerLabels(snapshot.proxy, c, e)),
+    });
+  }
+  const balancer = createBalancer(
+    c.lb,
+    [...byKey.values()].map((e) => e.lb),
+    { random: deps.random, clock: deps.clock },
+  );
+  return Object.freeze({
+    config: c,
+    balancer,
+    byKey,
+    hash: 'consistentHash' in c.lb ? c.lb.consistentHash.key : undefined,
+    unreachedMetrics: deps.metrics.peer(sourcePeerLabels(snapshot.proxy, c, undefined)),
+  });
+}
+
+/** The virtual host for a Host header value (`name` or `name:port`), as Envoy picks domains. */
+export function findVirtualHost(rt: RuntimeConfig, authority: string): CompiledVirtualHost | undefined {
+  const a = authority.toLowerCase();
+  const exact = rt.domains.get(a);
+  if (exact) return exact;
+  const colon = a.lastIndexOf(':');
+  const hostOnly = colon > 0 && !a.endsWith(']') ? a.slice(0, colon) : a;
+  for (const w of rt.wildcards) if (hostOnly.endsWith(w.suffix)) return w.vhost;
+  return rt.catchAll;
+}

@@ -1,0 +1,52 @@
+// Proxy process entry: reads its bootstrap from the environment, runs until SIGTERM.
+
+import { startProxy } from './proxy.ts';
+import { jsonAccessLog } from './observe/access-log.ts';
+import { createWriteStream } from 'node:fs';
+
+function env(name: string, fallback?: string): string {
+  const v = process.env[name] ?? fallback;
+  if (v === undefined) {
+    process.stderr.write(`weft proxy: ${name} is not set; the proxy is started by \`weft up\`, which sets it\n`);
+    process.exit(2);
+  }
+  return v;
+}
+
+const id = env('WEFT_PROXY_ID');
+const accessLogTarget = process.env.WEFT_ACCESS_LOG;
+const accessLog = accessLogTarget
+  ? jsonAccessLog(accessLogTarget === 'stdout' ? process.stdout : createWriteStream(accessLogTarget, { flags: 'a' }), id)
+  : undefined;
+
+try {
+  const proxy = await startProxy({
+    id,
+    token: env('WEFT_PROXY_TOKEN'),
+    control: env('WEFT_CONTROL'),
+    outbound: env('WEFT_OUTBOUND', '127.0.0.1:0'),
+    inbound: process.env.WEFT_INBOUND || undefined,
+    admin: env('WEFT_ADMIN', '127.0.0.1:0'),
+    accessLog,
+  });
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    // Drain: stop accepting, let in-flight requests finish, then leave; hard stop after 5 s.
+    setTimeout(() => process.exit(0), 5000).unref();
+    void proxy.close().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  // If weft up dies without telling us, do not linger as an orphan.
+  process.on('disconnect', stop);
+} catch (err) {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'EADDRINUSE') {
+    process.stderr.write(`weft proxy ${id}: address ${(e as { address?: string }).address}:${(e as { port?: number }).port} is already in use; free it or choose another address\n`);
+    process.exit(3);
+  }
+  process.stderr.write(`weft proxy ${id}: ${e.stack ?? e.message}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,94 @@
+// Route matching: a pure find() over a frozen virtual host's routes — first match wins.
+
+import type { MatchConfig, RouteConfig } from '../../wire/snapshot.ts';
+import { compileStringMatch, type StringPredicate } from './string-match.ts';
+
+/** What matching may look at: the parts of a request Istio's HTTPMatchRequest names. */
+export interface RequestView {
+  method: string;
+  /** Path without the query string. */
+  path: string;
+  /** Raw query string without the `?` ('' when none). */
+  query: string;
+  scheme: string;
+  authority: string;
+  /** The port the request was addressed to. */
+  port: number;
+  header(name: string): string | undefined;
+}
+
+export type RequestPredicate = (req: RequestView) => boolean;
+
+export interface CompiledRoute {
+  readonly config: RouteConfig;
+  readonly matches: (req: RequestView) => boolean;
+}
+
+export function compileRoute(config: RouteConfig): CompiledRoute {
+  // match[] items are OR-ed; no items means the route matches everything.
+  const items = config.match.map(compileMatch);
+  const matches: RequestPredicate =
+    items.length === 0 ? () => true : items.length === 1 ? items[0] : (req) => items.some((p) => p(req));
+  return Object.freeze({ config, matches });
+}
+
+/** The first route whose match succeeds, or undefined (the caller answers 404 `NR`). */
+export function findRoute<R extends CompiledRoute>(routes: readonly R[], req: RequestView): R | undefined {
+  for (const r of routes) if (r.matches(req)) return r;
+  return undefined;
+}
+
+/** The fields of one HTTPMatchRequest are AND-ed. */
+export function compileMatch(m: MatchConfig): RequestPredicate {
+  const checks: RequestPredicate[] = [];
+  if (m.uri) {
+    const p = compileStringMatch(m.uri, m.ignoreUriCase === true);
+    checks.push((r) => p(r.path));
+  }
+  if (m.method) {
+    const p = compileStringMatch(m.method);
+    checks.push((r) => p(r.method));
+  }
+  if (m.scheme) {
+    const p = compileStringMatch(m.scheme);
+    checks.push((r) => p(r.scheme));
+  }
+  if (m.authority) {
+    const p = compileStringMatch(m.authority);
+    checks.push((r) => p(r.authority));
+  }
+  if (m.port !== undefined) {
+    const port = m.port;
+    checks.push((r) => r.port === port);
+  }
+  for (const h of m.headers ?? []) {
+    const p: StringPredicate | undefined = h.match && compileStringMatch(h.match);
+    const name = h.name;
+    checks.push(p ? (r) => { const v = r.header(name); return v !== undefined && p(v); } : (r) => r.header(name) !== undefined);
+  }
+  for (const h of m.withoutHeaders ?? []) {
+    // withoutHeaders: the request matches when the header is absent or does not match.
+    const p: StringPredicate | undefined = h.match && compileStringMatch(h.match);
+    const name = h.name;
+    checks.push(p ? (r) => { const v = r.header(name); return v === undefined || !p(v); } : (r) => r.header(name) === undefined);
+  }
+  for (const q of m.queryParams ?? []) {
+    const p: StringPredicate | undefined = q.match && compileStringMatch(q.match);
+    const name = q.name;
+    checks.push((r) => {
+      const v = queryParam(r.query, name);
+      return v !== undefined && (p ? p(v) : true);
+    });
+  }
+  if (checks.length === 1) return checks[0];
+  return (req) => {
+    for (const c of checks) if (!c(req)) return false;
+    return true;
+  };
+}
+
+function queryParam(query: string, name: string): string | undefined {
+  if (query === '') return undefined;
+  const v = new URLSearchParams(query).get(name);
+  return v ?? undefined;
+}

@@ -1,0 +1,234 @@
+// Translation: (resources, registry, proxy) → ProxySnapshot. Pure, so it is tested with golden cases.
+
+import type {
+  DestinationRuleSpec,
+  HTTPMatchRequest,
+  HTTPRoute,
+  Resource,
+  StringMatch,
+  VirtualServiceSpec,
+} from '../api/types.ts';
+import { fqdn } from '../api/hosts.ts';
+import { parseDuration } from '../core/duration.ts';
+import {
+  type Registry,
+  type ServiceInfo,
+  type ServicePortInfo,
+  endpointPort,
+  labelsMatch,
+} from '../registry/registry.ts';
+import {
+  WIRE_FORMAT,
+  type ClusterConfig,
+  type HeaderMatchConfig,
+  type MatchConfig,
+  type ProxyNode,
+  type ProxySnapshot,
+  type RouteConfig,
+  type VirtualHostConfig,
+} from '../wire/snapshot.ts';
+import { domainsFor } from './domains.ts';
+import { findDestinationRule, lbPolicy } from './destination-rule.ts';
+
+export interface TranslateInput {
+  resources: readonly Resource[];
+  registry: Registry;
+  proxy: ProxyNode;
+  /** Sidecars: where the app behind the proxy listens. */
+  inbound?: { appHost: string; appPort: number };
+  version: number;
+}
+
+export function translate(input: TranslateInput): ProxySnapshot {
+  const { resources, registry, proxy } = input;
+  const virtualServices = resources.filter(
+    (r): r is Resource<VirtualServiceSpec> =>
+      r.kind === 'VirtualService' && appliesToMesh(r.spec as VirtualServiceSpec),
+  );
+  const destinationRules = resources.filter((r): r is Resource<DestinationRuleSpec> => r.kind === 'DestinationRule');
+  const clusters = new Map<string, ClusterConfig>();
+
+  /** The cluster for (host, port, subset), created on first use. Unknown hosts get no endpoints. */
+  const clusterFor = (host: string, port: number, subset: string | undefined): string => {
+    const name = `outbound|${port}|${subset ?? ''}|${host}`;
+    if (clusters.has(name)) return name;
+    const service = registry.services.get(host);
+    const dr = findDestinationRule(destinationRules, host, proxy.namespace);
+    const subsetSpec = subset ? dr?.spec.subsets?.find((s) => s.name === subset) : undefined;
+    const servicePort = service?.ports.find((p) => p.port === port);
+    const endpoints =
+      service && servicePort && (!subset || subsetSpec)
+        ? registry
+            .endpoints(service)
+            .filter((e) => !subsetSpec?.labels || labelsMatch(subsetSpec.labels, e.labels))
+            .map((e) => ({
+              host: e.host,
+              port: endpointPort(e, servicePort),
+              weight: e.weight,
+              workload: e.workload,
+              namespace: e.namespace,
+              app: e.labels.app ?? 'unknown',
+              version: e.labels.version ?? 'unknown',
+              identity: spiffe(e.namespace, e.serviceAccount),
+              sidecar: e.sidecar,
+            }))
+        : [];
+    clusters.set(name, {
+      name,
+      service: {
+        host,
+        name: service?.name ?? host.split('.')[0],
+        namespace: service?.namespace ?? proxy.namespace,
+        port,
+      },
+      subset,
+      lb: lbPolicy(dr?.spec, subset),
+      endpoints,
+    });
+    return name;
+  };
+
+  // The first VirtualService (in file order) that claims a host owns it, as in Istio.
+  const vsByHost = new Map<string, Resource<VirtualServiceSpec>>();
+  for (const vs of virtualServices)
+    for (const h of vs.spec.hosts ?? []) {
+      const host = fqdn(h, vs.metadata.namespace);
+      if (!vsByHost.has(host)) vsByHost.set(host, vs);
+    }
+
+  const virtualHosts: VirtualHostConfig[] = [];
+  const covered = new Set<string>();
+  for (const service of registry.services.values()) {
+    for (const sp of service.ports) {
+      const vs = vsByHost.get(service.host);
+      const routes = vs
+        ? routesFrom(vs, service.host, sp, registry, proxy, clusterFor)
+        : [defaultRoute(service, sp, clusterFor(service.host, sp.port, undefined))];
+      virtualHosts.push({
+        name: `${service.host}:${sp.port}`,
+        domains: domainsFor(service, sp, proxy.namespace),
+        routes,
+      });
+    }
+    covered.add(service.host);
+  }
+  // VirtualService hosts with no service behind them still get their routes (Istio listens on 80).
+  for (const [host, vs] of vsByHost) {
+    if (covered.has(host)) continue;
+    const sp: ServicePortInfo = { name: 'http', port: 80, protocol: 'HTTP' };
+    virtualHosts.push({
+      name: `${host}:80`,
+      domains: domainsFor({ host, name: host.split('.')[0], namespace: vs.metadata.namespace, ports: [sp] }, sp, proxy.namespace),
+      routes: routesFrom(vs, host, sp, registry, proxy, clusterFor),
+    });
+  }
+
+  return {
+    wire: WIRE_FORMAT,
+    version: input.version,
+    proxy,
+    inbound: input.inbound,
+    outbound: { virtualHosts },
+    clusters: [...clusters.values()],
+  };
+}
+
+export function spiffe(namespace: string, serviceAccount: string): string {
+  return `spiffe://cluster.local/ns/${namespace}/sa/${serviceAccount}`;
+}
+
+function appliesToMesh(spec: VirtualServiceSpec): boolean {
+  return !spec.gateways || spec.gateways.length === 0 || spec.gateways.includes('mesh');
+}
+
+function defaultRoute(service: ServiceInfo, sp: ServicePortInfo, cluster: string): RouteConfig {
+  return {
+    name: `default/${service.host}:${sp.port}`,
+    match: [],
+    action: { kind: 'route', destinations: [{ cluster, weight: 1 }] },
+  };
+}
+
+function routesFrom(
+  vs: Resource<VirtualServiceSpec>,
+  vhostHost: string,
+  sp: ServicePortInfo,
+  registry: Registry,
+  proxy: ProxyNode,
+  clusterFor: (host: string, port: number, subset: string | undefined) => string,
+): RouteConfig[] {
+  const out: RouteConfig[] = [];
+  (vs.spec.http ?? []).forEach((http, i) => {
+    // sourceLabels / sourceNamespace / gateways pick which proxies get a match, per proxy, not per request.
+    let match: MatchConfig[] = [];
+    if (http.match && http.match.length > 0) {
+      const forThisProxy = http.match.filter((m) => matchAppliesTo(m, proxy));
+      if (forThisProxy.length === 0) return; // no match item applies to this proxy: the route is not here
+      match = forThisProxy.map(matchConfig);
+    }
+    const name = `${vs.metadata.namespace}/${vs.metadata.name}/${http.name ?? i}`;
+    const action = routeAction(http, vs.metadata.namespace, vhostHost, sp, registry, clusterFor);
+    if (action) out.push({ name, match, action });
+  });
+  return out;
+}
+
+function matchAppliesTo(m: HTTPMatchRequest, proxy: ProxyNode): boolean {
+  if (m.sourceLabels && !labelsMatch(m.sourceLabels, proxy.labels)) return false;
+  if (m.sourceNamespace && m.sourceNamespace !== proxy.namespace) return false;
+  if (m.gateways && m.gateways.length > 0 && !m.gateways.includes('mesh')) return false;
+  return true;
+}
+
+function routeAction(
+  http: HTTPRoute,
+  vsNamespace: string,
+  vhostHost: string,
+  sp: ServicePortInfo,
+  registry: Registry,
+  clusterFor: (host: string, port: number, subset: string | undefined) => string,
+): RouteConfig['action'] | undefined {
+  if (http.directResponse) {
+    const body = http.directResponse.body;
+    return {
+      kind: 'directResponse',
+      status: http.directResponse.status,
+      body: body?.string ?? (body?.bytes !== undefined ? Buffer.from(body.bytes, 'base64').toString('utf8') : undefined),
+    };
+  }
+  if (!http.route) return undefined; // redirect / delegate: not implemented yet (analyze warns)
+  const timeoutMs = http.timeout ? parseDuration(http.timeout) : undefined;
+  const destinations = http.route.map((d) => {
+    const host = fqdn(d.destination.host, vsNamespace);
+    const service = registry.services.get(host);
+    const port =
+      d.destination.port?.number ??
+      (host === vhostHost ? sp.port : service?.ports.length === 1 ? service.ports[0].port : sp.port);
+    // Istio: a lone destination gets all traffic whatever its weight; weights are relative.
+    const weight = http.route!.length === 1 ? 1 : (d.weight ?? 0);
+    return { cluster: clusterFor(host, port, d.destination.subset), weight };
+  });
+  return { kind: 'route', destinations, ...(timeoutMs ? { timeoutMs } : {}) };
+}
+
+function matchConfig(m: HTTPMatchRequest): MatchConfig {
+  const out: MatchConfig = {};
+  if (m.name) out.name = m.name;
+  if (m.uri) out.uri = m.uri;
+  if (m.scheme) out.scheme = m.scheme;
+  if (m.method) out.method = m.method;
+  if (m.authority) out.authority = m.authority;
+  if (m.headers) out.headers = headerMatches(m.headers);
+  if (m.withoutHeaders) out.withoutHeaders = headerMatches(m.withoutHeaders);
+  if (m.queryParams) out.queryParams = headerMatches(m.queryParams, false);
+  if (m.ignoreUriCase) out.ignoreUriCase = true;
+  if (m.port) out.port = m.port;
+  return out;
+}
+
+function headerMatches(h: Record<string, StringMatch | Record<string, never>>, lowercase = true): HeaderMatchConfig[] {
+  return Object.entries(h).map(([name, sm]) => {
+    const key = lowercase ? name.toLowerCase() : name;
+    return Object.keys(sm).length === 0 ? { name: key } : { name: key, match: sm as StringMatch };
+  });
+}
