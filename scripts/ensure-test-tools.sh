@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs the command-line tools the tests drive (real clients), from Debian's packages, when missing.
+set -euo pipefail
+need=()
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "the tests need: ${need[*]} (Debian packages); install them with apt-get as root" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
