@@ -2,7 +2,7 @@
 import { isIPAddress } from './net.ts';
 
 /** The DNS suffix of the mesh, as in Istio's default install. */
-export const DOMAIN_SUFFIX = 'cluster.local';
+export const CLUSTER_DOMAIN = 'cluster.local';
 
 /**
  * The fully qualified name a host in a rule refers to, the way Istio resolves it: a short name
@@ -12,12 +12,12 @@ export const DOMAIN_SUFFIX = 'cluster.local';
  */
 export function fqdn(host: string, namespace: string): string {
   if (host === '' || host === '*' || host.includes('.') || isIPAddress(host)) return host;
-  return `${host}.${namespace}.svc.${DOMAIN_SUFFIX}`;
+  return `${host}.${namespace}.svc.${CLUSTER_DOMAIN}`;
 }
 
 /** The FQDN of a Kubernetes Service. */
 export function serviceFqdn(name: string, namespace: string): string {
-  return `${name}.${namespace}.svc.${DOMAIN_SUFFIX}`;
+  return `${name}.${namespace}.svc.${CLUSTER_DOMAIN}`;
 }
 
 export function isWildcardHost(host: string): boolean {

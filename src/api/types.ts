@@ -40,7 +40,13 @@ export interface Resource<S = unknown> {
 }
 
 export interface LoadResult {
+  /**
+   * The documents that validated without errors — what Weft would apply — in file order. Specs
+   * are normalised: camelCase field names (snake_case is accepted on input for Istio kinds),
+   * header-match names lowercased, and defaults filled in (Service ports, Workload).
+   */
   resources: Resource[];
+  /** Everything found, errors and warnings, sorted by file, line and column. */
   diagnostics: Diagnostic[];
 }
 
@@ -102,7 +108,14 @@ export interface HTTPRoute {
   delegate?: { name?: string; namespace?: string };
   rewrite?: { uri?: string; authority?: string; uriRegexRewrite?: { match?: string; rewrite?: string } };
   timeout?: string;
-  retries?: { attempts?: number; perTryTimeout?: string; retryOn?: string; retryRemoteLocalities?: boolean };
+  retries?: {
+    attempts?: number;
+    perTryTimeout?: string;
+    retryOn?: string;
+    retryRemoteLocalities?: boolean;
+    retryIgnorePreviousHosts?: boolean;
+    backoff?: string;
+  };
   fault?: Record<string, unknown>;
   mirror?: Destination;
   mirrors?: Array<{ destination: Destination; percentage?: { value?: number } }>;
@@ -187,7 +200,7 @@ export interface ServiceEntrySpec {
   addresses?: string[];
   ports?: ServicePort[];
   location?: 'MESH_EXTERNAL' | 'MESH_INTERNAL';
-  resolution?: 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN';
+  resolution?: 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN' | 'DYNAMIC_DNS';
   endpoints?: WorkloadEntrySpec[];
   workloadSelector?: { labels?: Record<string, string> };
   exportTo?: string[];

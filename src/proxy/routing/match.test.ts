@@ -84,3 +84,10 @@ test('queryParams, port and authority', () => {
 test('a regex JavaScript cannot compile throws at compile time (NACK), not per request', () => {
   assert.throws(() => compileRoute(route('bad', [{ uri: { regex: '(unclosed' } }])));
 });
+
+test('regex is RE2: inline flags and RE2-only escapes work, lookarounds are refused', () => {
+  const t = [compileRoute(route('ci', [{ uri: { regex: '(?i)/v\\x{31}/[[:alpha:]]+' } }]))];
+  assert.equal(findRoute(t, req({ path: '/V1/Models' }))?.config.name, 'ci');
+  assert.equal(findRoute(t, req({ path: '/v1/models2' })), undefined);
+  assert.throws(() => compileRoute(route('look', [{ uri: { regex: '/(?=a)' } }])));
+});

@@ -1,0 +1,164 @@
+// What Weft implements of the configuration it accepts. This is THE table to shrink as features land.
+//
+// Everything listed here is valid (it passed Istio's rules) but the proxy does not act on it yet,
+// so loading it produces one NOT_IMPLEMENTED warning naming the kind or field. When a feature is
+// implemented, delete its line; nothing else needs to change.
+import type { KindDef } from './kind.ts';
+import { joinPath } from './paths.ts';
+
+/** Kinds that load and validate but are ignored as a whole. Keyed `group/Kind`. */
+export const NOT_IMPLEMENTED_KINDS: ReadonlySet<string> = new Set([
+  'networking.istio.io/Gateway',
+  'networking.istio.io/Sidecar',
+  'networking.istio.io/EnvoyFilter',
+  'networking.istio.io/WorkloadGroup',
+  'networking.istio.io/ProxyConfig',
+  'extensions.istio.io/WasmPlugin',
+  'telemetry.istio.io/Telemetry',
+  'security.istio.io/PeerAuthentication',
+  'security.istio.io/AuthorizationPolicy',
+  'security.istio.io/RequestAuthentication',
+  'flagger.app/Canary',
+  'weft.dev/FallbackPolicy',
+]);
+
+export interface UnimplementedField {
+  /**
+   * Field path pattern: `[]` stands for every list index and `{}` for every map key
+   * (`spec.http[].fault`). `spec` itself names the whole spec (for rules about absence).
+   */
+  readonly path: string;
+  /** Only values for which this holds are reported (`gateways` other than `mesh`...). */
+  readonly when?: (value: unknown) => boolean;
+  /** Replaces the standard message when ignoring the field means something specific. */
+  readonly message?: (value: unknown) => string;
+}
+
+const notMesh = (v: unknown) => v !== 'mesh';
+
+/** Fields of implemented kinds that the proxy ignores. Keyed by kind. */
+export const NOT_IMPLEMENTED_FIELDS: Readonly<Record<string, readonly UnimplementedField[]>> = {
+  VirtualService: [
+    {
+      path: 'spec',
+      when: (spec) => ((spec as { hosts?: unknown[] }).hosts ?? []).length === 0,
+      message: () => 'a VirtualService without hosts is a delegate, used through another VirtualService\'s "delegate"; delegation is not implemented by Weft yet, so it will be ignored',
+    },
+    {
+      path: 'spec.gateways[]',
+      when: notMesh,
+      message: (g) => `gateway ${JSON.stringify(g)}: Weft runs no gateways yet, so this binding is ignored (only "mesh", the sidecars, is implemented)`,
+    },
+    { path: 'spec.exportTo' },
+    { path: 'spec.tls' },
+    { path: 'spec.tcp' },
+    { path: 'spec.http[].match[].sourceLabels' },
+    { path: 'spec.http[].match[].sourceNamespace' },
+    {
+      path: 'spec.http[].match[].gateways[]',
+      when: notMesh,
+      message: (g) => `gateway ${JSON.stringify(g)}: Weft runs no gateways yet, so a match on it never applies`,
+    },
+    { path: 'spec.http[].match[].statPrefix' },
+    { path: 'spec.http[].redirect' },
+    { path: 'spec.http[].delegate' },
+    { path: 'spec.http[].rewrite' },
+    { path: 'spec.http[].retries' },
+    { path: 'spec.http[].fault' },
+    { path: 'spec.http[].mirror' },
+    { path: 'spec.http[].mirrors' },
+    { path: 'spec.http[].mirrorPercent' },
+    { path: 'spec.http[].mirrorPercentage' },
+    { path: 'spec.http[].corsPolicy' },
+    { path: 'spec.http[].headers' },
+    { path: 'spec.http[].route[].headers' },
+  ],
+  DestinationRule: [
+    { path: 'spec.exportTo' },
+    { path: 'spec.workloadSelector' },
+    { path: 'spec.subsets[].trafficPolicy' },
+    { path: 'spec.trafficPolicy.connectionPool' },
+    { path: 'spec.trafficPolicy.outlierDetection' },
+    { path: 'spec.trafficPolicy.tls' },
+    { path: 'spec.trafficPolicy.portLevelSettings' },
+    { path: 'spec.trafficPolicy.tunnel' },
+    { path: 'spec.trafficPolicy.proxyProtocol' },
+    { path: 'spec.trafficPolicy.retryBudget' },
+    // LEAST_CONN and UNSPECIFIED mean LEAST_REQUEST in Istio, which is implemented.
+    { path: 'spec.trafficPolicy.loadBalancer.simple', when: (v) => v === 'PASSTHROUGH' },
+    { path: 'spec.trafficPolicy.loadBalancer.localityLbSetting' },
+    { path: 'spec.trafficPolicy.loadBalancer.zoneAwareLbSetting' },
+    { path: 'spec.trafficPolicy.loadBalancer.warmup' },
+    { path: 'spec.trafficPolicy.loadBalancer.warmupDurationSecs' },
+    { path: 'spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.attributes' },
+    { path: 'spec.trafficPolicy.loadBalancer.consistentHash.minimumRingSize' },
+  ],
+  ServiceEntry: [
+    { path: 'spec.addresses' },
+    { path: 'spec.location' },
+    { path: 'spec.exportTo' },
+    { path: 'spec.subjectAltNames' },
+    { path: 'spec.workloadSelector' },
+    { path: 'spec.resolution', when: (v) => v !== 'STATIC' && v !== 'DNS' },
+    {
+      path: 'spec',
+      when: (spec) => (spec as { resolution?: string }).resolution === undefined,
+      message: () => 'resolution is not set, so it is NONE (connect to the address the client asked for), which is valid Istio but not implemented by Weft yet; set resolution: STATIC or DNS',
+    },
+  ],
+  Service: [
+    { path: 'spec.type', when: (v) => v !== 'ClusterIP' },
+    { path: 'spec.externalName' },
+    { path: 'spec.sessionAffinity', when: (v) => v === 'ClientIP' },
+  ],
+};
+
+/** Every concrete path matching a pattern, with the value found there. */
+function expand(value: unknown, pattern: string): Array<[string, unknown]> {
+  // "spec.http[].match[].gateways[]" → ["spec", "http", "[]", "match", "[]", "gateways", "[]"]
+  const steps = pattern.split('.').flatMap((part) => {
+    const out: string[] = [];
+    let name = part;
+    while (name.endsWith('[]') || name.endsWith('{}')) {
+      out.unshift(name.slice(-2));
+      name = name.slice(0, -2);
+    }
+    return name === '' ? out : [name, ...out];
+  });
+  let current: Array<[string, unknown]> = [['spec', value]];
+  for (const step of steps.slice(1)) {
+    const next: Array<[string, unknown]> = [];
+    for (const [path, v] of current) {
+      if (step === '[]') {
+        if (Array.isArray(v)) v.forEach((item, i) => item !== undefined && next.push([joinPath(path, i), item]));
+      } else if (step === '{}') {
+        if (v && typeof v === 'object') for (const [k, item] of Object.entries(v)) next.push([joinPath(path, k), item]);
+      } else if (v && typeof v === 'object' && !Array.isArray(v) && Object.hasOwn(v, step)) {
+        next.push([joinPath(path, step), (v as Record<string, unknown>)[step]]);
+      }
+    }
+    current = next;
+  }
+  return current;
+}
+
+export interface Ignored {
+  path: string;
+  message: string;
+}
+
+/** What of this resource Weft will ignore: the whole resource, or a list of fields. */
+export function notImplemented(def: KindDef, namespace: string, name: string, spec: unknown): Ignored[] {
+  if (NOT_IMPLEMENTED_KINDS.has(`${def.group}/${def.kind}`)) {
+    const what = def.origin === 'Weft' ? 'is Weft configuration that is' : `is valid ${def.origin} configuration but`;
+    return [{ path: '', message: `${def.kind} ${namespace}/${name} ${what} not implemented by Weft yet; it will be ignored` }];
+  }
+  const out: Ignored[] = [];
+  for (const field of NOT_IMPLEMENTED_FIELDS[def.kind] ?? []) {
+    for (const [path, value] of expand(spec, field.path)) {
+      if (field.when && !field.when(value)) continue;
+      out.push({ path, message: field.message?.(value) ?? `valid ${def.origin} but not implemented by Weft yet; it will be ignored` });
+    }
+  }
+  return out;
+}
