@@ -5,6 +5,7 @@
 
 import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:http';
 import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import type { Pool } from 'undici';
 import { MeshError, type ErrorCode } from '../core/errors.ts';
 
@@ -93,9 +94,12 @@ export async function forward(o: ForwardOptions): Promise<Outcome> {
     if (!res.writableFinished) ac.abort();
   };
   res.once('close', onClose);
-  let requestBytes = 0;
-  const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-  if (hasBody) req.on('data', (c: Buffer) => (requestBytes += c.length));
+  // Count request bytes without consuming the stream ourselves: a declared length is exact; a
+  // chunked body is counted as undici pulls it (backpressure stays with undici).
+  const declared = req.headers['content-length'];
+  let requestBytes = declared !== undefined ? Number(declared) || 0 : 0;
+  const chunked = declared === undefined && req.headers['transfer-encoding'] !== undefined;
+  const body = declared !== undefined ? (requestBytes > 0 ? req : undefined) : chunked ? Readable.from(counted(req, (n) => (requestBytes += n))) : undefined;
   let responseBytes = 0;
   let headersSent = false;
   try {
@@ -103,7 +107,7 @@ export async function forward(o: ForwardOptions): Promise<Outcome> {
       path: o.path,
       method: req.method as 'GET',
       headers: o.headers,
-      body: hasBody ? req : undefined,
+      body,
       signal: ac.signal,
     });
     const grpcStatus = typeof up.headers['grpc-status'] === 'string' ? up.headers['grpc-status'] : '';
@@ -124,6 +128,13 @@ export async function forward(o: ForwardOptions): Promise<Outcome> {
   } finally {
     if (timer) clearTimeout(timer);
     res.off('close', onClose);
+  }
+}
+
+async function* counted(req: IncomingMessage, add: (n: number) => void): AsyncGenerator<Buffer> {
+  for await (const chunk of req) {
+    add((chunk as Buffer).length);
+    yield chunk as Buffer;
   }
 }
 
