@@ -76,16 +76,18 @@ export class ControlPlane {
     this.schedulePush();
   }
 
-  removeProxy(id: string): void {
+  /** Forget a proxy; with `token`, only if it is still that registration (not a restarted one). */
+  removeProxy(id: string, token?: string): void {
     const rec = this.proxies.get(id);
-    rec?.conn?.close();
+    if (!rec || (token !== undefined && rec.token !== token)) return;
+    rec.conn?.close();
     this.proxies.delete(id);
     this.schedulePush();
   }
 
-  setReady(id: string, ready: boolean): void {
+  setReady(id: string, ready: boolean, token?: string): void {
     const rec = this.proxies.get(id);
-    if (!rec?.instance || rec.instance.ready === ready) return;
+    if (!rec?.instance || rec.instance.ready === ready || (token !== undefined && rec.token !== token)) return;
     rec.instance = { ...rec.instance, ready };
     this.schedulePush();
   }

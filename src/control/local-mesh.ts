@@ -5,7 +5,8 @@ import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { loadMesh, formatDiagnostic } from '../api/index.ts';
-import type { Diagnostic, Resource, WorkloadSpec } from '../api/types.ts';
+import type { Diagnostic, KubeServiceSpec, Resource, ServiceEntrySpec, WorkloadSpec } from '../api/types.ts';
+import { labelsMatch } from '../registry/registry.ts';
 import { ControlPlane } from './control-plane.ts';
 import { startPushServer, type PushServer } from './push-server.ts';
 import { Supervisor, portFree } from './supervisor.ts';
@@ -66,9 +67,11 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
 
   let current = first;
   let lastProblems: string[] = [];
-  const apply = (resources: Resource[]) => {
+  const apply = (resources: Resource[], only?: (w: Resource<WorkloadSpec>, serves: boolean) => boolean) => {
     control.setResources(resources);
-    supervisor!.reconcile(resources.filter((r): r is Resource<WorkloadSpec> => r.kind === 'Workload' && r.apiVersion.startsWith('weft.dev/')));
+    const serves = servedBy(resources);
+    const workloads = resources.filter((r): r is Resource<WorkloadSpec> => r.kind === 'Workload' && r.apiVersion.startsWith('weft.dev/'));
+    supervisor!.reconcile(only ? workloads.filter((w) => only(w, serves(w))) : workloads, serves);
   };
 
   const api: Server = apiServer({
@@ -85,8 +88,11 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
   const apiAddress = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
 
   try {
-    apply(first.resources);
     await supervisor.startEdge(o.edge);
+    // Services first, then their callers, so a client's first request finds its models up.
+    apply(first.resources, (_w, serves) => serves);
+    await supervisor.whenStarted(30_000);
+    apply(first.resources);
     const slow = await supervisor.whenStarted(30_000);
     if (slow.length) o.log(`still waiting for ${slow.join(', ')} to accept connections; going on without them`);
     await control.whenSettled();
@@ -141,6 +147,21 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
       await rm(controlFile, { force: true });
     },
   };
+}
+
+/** Does a Kubernetes Service or ServiceEntry select the workload (so something calls it)? */
+function servedBy(resources: readonly Resource[]): (w: Resource<WorkloadSpec>) => boolean {
+  const selectors: Array<{ namespace: string; labels: Record<string, string> }> = [];
+  for (const r of resources) {
+    if (r.kind === 'Service') {
+      const sel = (r.spec as KubeServiceSpec).selector;
+      if (sel && Object.keys(sel).length > 0) selectors.push({ namespace: r.metadata.namespace, labels: sel });
+    } else if (r.kind === 'ServiceEntry') {
+      const sel = (r.spec as ServiceEntrySpec).workloadSelector?.labels;
+      if (sel && Object.keys(sel).length > 0) selectors.push({ namespace: r.metadata.namespace, labels: sel });
+    }
+  }
+  return (w) => selectors.some((s) => s.namespace === w.metadata.namespace && labelsMatch(s.labels, w.spec.labels));
 }
 
 function plain(r: Resource): unknown {

@@ -31,6 +31,8 @@ interface Replica {
   inbound?: string;
   admin?: string;
   backoffMs: number;
+  /** A service selects it, so it is ready only when its port accepts connections. */
+  serves: boolean;
   /** Has the app either come up or failed at least once (for `weft: ready`)? */
   settled: boolean;
   stopping: boolean;
@@ -87,12 +89,17 @@ export class Supervisor {
     void exit.catch((err) => this.o.log((err as Error).message));
   }
 
-  /** Make the running replicas match the Workload resources. */
-  reconcile(workloads: readonly Resource<WorkloadSpec>[]): void {
-    const desired = new Map<string, { r: Resource<WorkloadSpec>; index: number; key: string }>();
+  /**
+   * Make the running replicas match the Workload resources. `serves(w)` says whether a service
+   * selects the workload: those are ready when their port accepts connections; the others (a
+   * client, a batch job) are ready once started, as a Kubernetes pod without a probe is.
+   */
+  reconcile(workloads: readonly Resource<WorkloadSpec>[], serves: (w: Resource<WorkloadSpec>) => boolean): void {
+    const desired = new Map<string, { r: Resource<WorkloadSpec>; index: number; key: string; serves: boolean }>();
     for (const r of workloads) {
       const key = JSON.stringify([r.spec, r.metadata.labels]);
-      for (let i = 0; i < (r.spec.replicas ?? 1); i++) desired.set(`${r.metadata.namespace}/${r.metadata.name}-${i}`, { r, index: i, key });
+      for (let i = 0; i < (r.spec.replicas ?? 1); i++)
+        desired.set(`${r.metadata.namespace}/${r.metadata.name}-${i}`, { r, index: i, key, serves: serves(r) });
     }
     for (const [id, rep] of this.replicas) {
       const want = desired.get(id);
@@ -103,7 +110,8 @@ export class Supervisor {
     }
     for (const [id, want] of desired) {
       const rep = this.replicas.get(id);
-      if (!rep || rep.specKey !== want.key) void this.startReplica(id, want.r, want.index, want.key);
+      if (!rep || rep.specKey !== want.key) void this.startReplica(id, want.r, want.index, want.key, want.serves);
+      else rep.serves = want.serves;
     }
   }
 
@@ -131,7 +139,7 @@ export class Supervisor {
     }
   }
 
-  private async startReplica(id: string, r: Resource<WorkloadSpec>, index: number, key: string): Promise<void> {
+  private async startReplica(id: string, r: Resource<WorkloadSpec>, index: number, key: string, serves: boolean): Promise<void> {
     const labels = { ...r.spec.labels };
     const sa = r.spec.serviceAccount ?? 'default';
     const node: ProxyNode = {
@@ -145,13 +153,7 @@ export class Supervisor {
       identity: spiffe(r.metadata.namespace, sa),
       labels,
     };
-    let appPort: number;
-    try {
-      appPort = r.spec.port ?? (await freePort());
-    } catch (err) {
-      this.o.log(`workload ${id}: could not find a free port: ${(err as Error).message}`);
-      return;
-    }
+    // Registered before any await, so whenStarted() sees every replica reconcile() asked for.
     const rep: Replica = {
       id,
       specKey: key,
@@ -159,12 +161,23 @@ export class Supervisor {
       index,
       node,
       token: randomBytes(16).toString('hex'),
-      appPort,
+      appPort: r.spec.port ?? 0,
       backoffMs: 1000,
+      serves,
       settled: false,
       stopping: false,
     };
     this.replicas.set(id, rep);
+    if (rep.appPort === 0) {
+      try {
+        rep.appPort = await freePort();
+      } catch (err) {
+        this.o.log(`workload ${id}: could not find a free port: ${(err as Error).message}`);
+        rep.settled = true;
+        return;
+      }
+    }
+    const appPort = rep.appPort;
     this.o.control.registerProxy({
       node,
       token: rep.token,
@@ -187,7 +200,11 @@ export class Supervisor {
     void proxy.exited.then((e) => {
       if (rep.stopping || rep.proxy !== proxy) return;
       this.o.log(`sidecar of ${rep.id} exited (${e.code ?? e.signal}); restarting it`);
-      setTimeout(() => void this.runProxy(rep), 500);
+      setTimeout(async () => {
+        await this.runProxy(rep);
+        // A sidecar that died before its app started: start the app now.
+        if (!rep.app && !rep.stopping) await this.runApp(rep);
+      }, 500);
     });
     const l = await Promise.race([connected, proxy.exited.then(() => undefined)]);
     if (!l) return;
@@ -239,7 +256,7 @@ export class Supervisor {
     void this.probe(rep, app);
     const e = await app.exited;
     if (rep.stopping || rep.app !== app) return;
-    this.o.control.setReady(rep.id, false);
+    this.o.control.setReady(rep.id, false, rep.token);
     rep.settled = true;
     if (Date.now() - started > 60_000) rep.backoffMs = 1000; // it ran a good while: start the backoff over
     const why = e.error
@@ -258,12 +275,17 @@ export class Supervisor {
     rep.restartTimer = setTimeout(() => void this.runApp(rep), delay);
   }
 
-  /** Ready when the app accepts TCP connections on its port. */
+  /** Ready when the app accepts TCP connections on its port (or at once, when nothing calls it). */
   private async probe(rep: Replica, app: Spawned): Promise<void> {
+    if (!rep.serves) {
+      rep.settled = true;
+      this.o.control.setReady(rep.id, true, rep.token);
+      return;
+    }
     while (!rep.stopping && rep.app === app && app.child.exitCode === null && app.child.signalCode === null) {
       if (await canConnect(rep.appPort)) {
         rep.settled = true;
-        this.o.control.setReady(rep.id, true);
+        this.o.control.setReady(rep.id, true, rep.token);
         return;
       }
       await new Promise((r) => setTimeout(r, 100));
@@ -275,9 +297,9 @@ export class Supervisor {
     if (rep.restartTimer) clearTimeout(rep.restartTimer);
     if (this.replicas.get(rep.id) === rep) this.replicas.delete(rep.id);
     // Take the endpoint out of every proxy's tables first, then stop the app, then its sidecar.
-    this.o.control.setReady(rep.id, false);
+    this.o.control.setReady(rep.id, false, rep.token);
     if (rep.app) await stopProcess(rep.app, 5000, true);
-    this.o.control.removeProxy(rep.id);
+    this.o.control.removeProxy(rep.id, rep.token);
     if (rep.proxy) await stopProcess(rep.proxy, 5000, false);
   }
 
