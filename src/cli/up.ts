@@ -77,7 +77,7 @@ export async function upCommand(argv: string[]): Promise<number> {
         ? `  try:      curl -s -H 'Host: ${host}' http://${mesh.edge}/predict -d '{"text":"this model is great"}'`
         : `  try:      curl -s -H 'Host: ${host}' http://${mesh.edge}/`,
       demo
-        ? `            curl -sN -x http://${mesh.edge} http://llm-chat/v1/chat/completions -H 'x-session-id: alice' -d '{"messages":[{"role":"user","content":"hello"}],"stream":true}'`
+        ? `            curl -sN -x http://${mesh.edge} http://llm-chat/v1/chat/completions -H 'x-session-id: alice' -d '{"model":"weft-markov-2","messages":[{"role":"user","content":"hello"}],"stream":true}'`
         : '',
       '',
     ]
