@@ -1,0 +1,110 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { parseText } from '../api/index.ts';
+import { buildRegistry, type WorkloadInstance } from '../registry/registry.ts';
+import type { ProxyNode } from '../wire/snapshot.ts';
+import { translate } from './translate.ts';
+
+const dir = new URL('./testdata/', import.meta.url);
+
+function node(app: string, ns = 'default'): ProxyNode {
+  return { id: `${ns}/${app}-0`, kind: 'sidecar', workload: app, namespace: ns, app, version: 'v1', serviceAccount: 'default', identity: `spiffe://cluster.local/ns/${ns}/sa/default`, labels: { app } };
+}
+
+const instances: WorkloadInstance[] = [
+  { id: 'default/s-v1-0', workload: 's-v1', namespace: 'default', labels: { app: 'sentiment-model', version: 'v1' }, serviceAccount: 'sentiment', inbound: { host: '127.0.0.1', port: 7001 }, ready: true },
+  { id: 'default/s-v2-0', workload: 's-v2', namespace: 'default', labels: { app: 'sentiment-model', version: 'v2' }, serviceAccount: 'sentiment', inbound: { host: '127.0.0.1', port: 7002 }, ready: true },
+  // Not ready yet: must not receive traffic.
+  { id: 'default/s-v2-1', workload: 's-v2', namespace: 'default', labels: { app: 'sentiment-model', version: 'v2' }, serviceAccount: 'sentiment', inbound: { host: '127.0.0.1', port: 7003 }, ready: false },
+];
+
+async function load(file: string) {
+  const text = await readFile(new URL(file, dir), 'utf8');
+  const { resources, diagnostics } = parseText(text, file);
+  assert.deepEqual(diagnostics.filter((d) => d.severity === 'error'), []);
+  return resources;
+}
+
+test('golden: canary.yaml for a client sidecar', async () => {
+  const resources = await load('canary.yaml');
+  const snap = translate({ resources, registry: buildRegistry(resources, instances), proxy: node('client'), version: 1 });
+  const golden = new URL('canary.client.golden.json', dir);
+  const actual = JSON.stringify(snap, null, 2) + '\n';
+  if (process.env.UPDATE_GOLDEN) await writeFile(golden, actual);
+  assert.equal(actual, await readFile(golden, 'utf8'));
+});
+
+test('weights are relative, subsets select endpoints by label, unready endpoints are left out', async () => {
+  const resources = await load('canary.yaml');
+  const snap = translate({ resources, registry: buildRegistry(resources, instances), proxy: node('client'), version: 1 });
+  const vh = snap.outbound.virtualHosts.find((v) => v.name === 'sentiment-model.default.svc.cluster.local:80')!;
+  assert.deepEqual(vh.domains, [
+    'sentiment-model', 'sentiment-model:80',
+    'sentiment-model.default', 'sentiment-model.default:80',
+    'sentiment-model.default.svc', 'sentiment-model.default.svc:80',
+    'sentiment-model.default.svc.cluster.local', 'sentiment-model.default.svc.cluster.local:80',
+  ]);
+  const split = vh.routes[1].action;
+  assert.equal(split.kind, 'route');
+  if (split.kind !== 'route') return;
+  assert.deepEqual(split.destinations.map((d) => [d.cluster, d.weight]), [
+    ['outbound|80|v1|sentiment-model.default.svc.cluster.local', 90],
+    ['outbound|80|v2|sentiment-model.default.svc.cluster.local', 10],
+  ]);
+  assert.equal(split.timeoutMs, 2000);
+  const v2 = snap.clusters.find((c) => c.name === 'outbound|80|v2|sentiment-model.default.svc.cluster.local')!;
+  assert.deepEqual(v2.endpoints.map((e) => e.port), [7002]);
+  assert.equal(v2.endpoints[0].identity, 'spiffe://cluster.local/ns/default/sa/sentiment');
+  // The subset's loadBalancer overrides the rule's; the header name is lowercased.
+  assert.deepEqual(v2.lb, { consistentHash: { key: { header: 'x-session-id' }, algorithm: { ringHash: { minimumRingSize: 1024 } } } });
+  const v1 = snap.clusters.find((c) => c.name === 'outbound|80|v1|sentiment-model.default.svc.cluster.local')!;
+  assert.deepEqual(v1.lb, { simple: 'ROUND_ROBIN' });
+});
+
+test('sourceLabels choose which proxies get a match: a proxy that does not match never sees the route', async () => {
+  const resources = await load('canary.yaml');
+  const registry = buildRegistry(resources, instances);
+  const forClient = translate({ resources, registry, proxy: node('client'), version: 1 });
+  const forOther = translate({ resources, registry, proxy: node('batch-job'), version: 1 });
+  const routes = (s: typeof forClient) => s.outbound.virtualHosts.find((v) => v.name.startsWith('sentiment-model'))!.routes.map((r) => r.name);
+  assert.deepEqual(routes(forClient), ['default/sentiment-model/0', 'default/sentiment-model/1']);
+  assert.deepEqual(routes(forOther), ['default/sentiment-model/1']);
+});
+
+test('short names resolve only in their own namespace', async () => {
+  const resources = await load('canary.yaml');
+  const snap = translate({ resources, registry: buildRegistry(resources, instances), proxy: node('client', 'other'), version: 1 });
+  const vh = snap.outbound.virtualHosts.find((v) => v.name.startsWith('sentiment-model'))!;
+  assert.ok(!vh.domains.includes('sentiment-model'));
+  assert.ok(vh.domains.includes('sentiment-model.default'));
+});
+
+test('a ServiceEntry with STATIC endpoints: weights and per-port endpoint ports', async () => {
+  const resources = await load('canary.yaml');
+  const snap = translate({ resources, registry: buildRegistry(resources, instances), proxy: node('client'), version: 1 });
+  const http = snap.clusters.find((c) => c.name === 'outbound|80||api.llm.example')!;
+  assert.deepEqual(http.endpoints.map((e) => [e.host, e.port, e.weight, e.sidecar]), [
+    ['10.0.0.1', 80, 3, false],
+    ['10.0.0.2', 8080, 1, false],
+  ]);
+  const vh = snap.outbound.virtualHosts.find((v) => v.name === 'api.llm.example:80')!;
+  assert.deepEqual(vh.domains, ['api.llm.example', 'api.llm.example:80']);
+});
+
+test('a host without a VirtualService gets one default route to the whole service', async () => {
+  const resources = (await load('canary.yaml')).filter((r) => r.kind !== 'VirtualService');
+  const snap = translate({ resources, registry: buildRegistry(resources, instances), proxy: node('client'), version: 1 });
+  const vh = snap.outbound.virtualHosts.find((v) => v.name.startsWith('sentiment-model'))!;
+  assert.equal(vh.routes.length, 1);
+  assert.deepEqual(vh.routes[0].match, []);
+  const c = snap.clusters.find((x) => x.name === 'outbound|80||sentiment-model.default.svc.cluster.local')!;
+  assert.deepEqual(c.endpoints.map((e) => e.port).sort(), [7001, 7002]);
+});
+
+test('translation is pure: same input, same snapshot', async () => {
+  const resources = await load('canary.yaml');
+  const a = translate({ resources, registry: buildRegistry(resources, instances), proxy: node('client'), version: 3 });
+  const b = translate({ resources, registry: buildRegistry(resources, instances), proxy: node('client'), version: 3 });
+  assert.deepEqual(a, b);
+});
