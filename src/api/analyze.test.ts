@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { analyze, fqdn, formatDiagnostic, loadMesh } from './index.ts';
+import { analyze, fqdn, formatDiagnostic, latestDefinitions, loadMesh, parseText } from './index.ts';
 import { hostCoveredBy } from './hosts.ts';
 import { load, yaml } from './testutil.ts';
 
@@ -87,14 +87,19 @@ test('mirrors and tcp/tls destinations are checked too', () => {
   assert.deepEqual(found, ['error UNKNOWN_SUBSET spec.http[0].mirror.subset', 'error UNKNOWN_SUBSET spec.tcp[0].route[0].destination.subset']);
 });
 
-test('duplicate names of one kind in one namespace are errors; different kinds or namespaces are fine', () => {
+test('a later definition of the same kind/namespace/name replaces the earlier one, with a warning', () => {
   const text = service('a') + '---\n' + service('a') + '---\n' + service('a', 'other') + '---\n' + rule('a', 'a', []);
-  const found = mesh(text);
-  assert.deepEqual(keys(found), ['error DUPLICATE_NAME metadata.name']);
-  assert.match(found[0]!.message, /Service default\/a is already defined at mesh\.yaml:1:1/);
+  const { resources } = parseText(text, 'mesh.yaml');
+  const latest = latestDefinitions(resources);
+  assert.deepEqual(latest.diagnostics.map((d) => `${d.severity} ${d.code} ${d.path}`), ['warning DUPLICATE_NAME metadata.name']);
+  assert.match(latest.diagnostics[0]!.message, /Service default\/a replaces the one defined at mesh\.yaml:1:1/);
+  assert.equal(latest.resources.length, 3);
+  assert.equal(latest.resources.filter((r) => r.kind === 'Service' && r.metadata.namespace === 'default')[0]!.source.line, resources[1]!.source.line);
   // The same object in two API versions is still the same object.
   const versions = route('x', 'x', '[{destination: {host: x}}]') + '---\n' + route('x', 'x', '[{destination: {host: x}}]').replace('networking.istio.io/v1', 'networking.istio.io/v1beta1');
-  assert.deepEqual(keys(mesh(versions)), ['error DUPLICATE_NAME metadata.name']);
+  const v = latestDefinitions(parseText(versions, 'mesh.yaml').resources);
+  assert.equal(v.resources.length, 1);
+  assert.equal(v.resources[0]!.apiVersion, 'networking.istio.io/v1beta1');
 });
 
 test('two DestinationRules for the same host are a warning', () => {

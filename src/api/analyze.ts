@@ -30,25 +30,39 @@ function* destinations(vs: Resource<VirtualServiceSpec>): Generator<[Destination
 }
 
 /**
+ * Names are unique per kind (group + kind, any version: v1 and v1beta1 are the same object). As
+ * with `kubectl apply -f` over the same files, a later definition replaces an earlier one: the
+ * result keeps the last, and a warning at it names the one it replaced. Order is file order.
+ */
+export function latestDefinitions(resources: readonly Resource[]): { resources: Resource[]; diagnostics: Diagnostic[] } {
+  const byName = new Map<string, Resource>();
+  const diagnostics: Diagnostic[] = [];
+  for (const r of resources) {
+    const key = `${groupOf(r.apiVersion)}/${r.kind}/${r.metadata.namespace}/${r.metadata.name}`;
+    const earlier = byName.get(key);
+    if (earlier) {
+      diagnostics.push(
+        makeDiagnostic('warning', Codes.DUPLICATE_NAME, 'metadata.name',
+          `${r.kind} ${r.metadata.namespace}/${r.metadata.name} replaces the one defined at ${where(earlier)}, as kubectl apply would; only this definition is used`,
+          r.posOf('metadata.name')),
+      );
+      byName.delete(key); // re-insert so the survivor keeps the later position in file order
+    }
+    byName.set(key, r);
+  }
+  return { resources: [...byName.values()], diagnostics };
+}
+
+/**
  * Checks the loaded resources against each other:
  * - a destination subset that no DestinationRule for its host defines (error UNKNOWN_SUBSET);
  * - a destination host no Service, ServiceEntry or VirtualService defines (warning UNKNOWN_HOST);
- * - two resources of one kind with the same namespace/name (error DUPLICATE_NAME);
  * - two DestinationRules for one host (warning DUPLICATE_DESTINATION_RULE).
  */
 export function analyze(resources: readonly Resource[]): Diagnostic[] {
   const out: Diagnostic[] = [];
   const at = (r: Resource, severity: 'error' | 'warning', code: string, path: string, text: string) =>
     out.push(makeDiagnostic(severity, code, path, text, r.posOf(path)));
-
-  // Names are unique per kind (group + kind, any version: v1 and v1beta1 are the same object).
-  const byName = new Map<string, Resource>();
-  for (const r of resources) {
-    const key = `${groupOf(r.apiVersion)}/${r.kind}/${r.metadata.namespace}/${r.metadata.name}`;
-    const first = byName.get(key);
-    if (first) at(r, 'error', Codes.DUPLICATE_NAME, 'metadata.name', `${r.kind} ${r.metadata.namespace}/${r.metadata.name} is already defined at ${where(first)}`);
-    else byName.set(key, r);
-  }
 
   const services = resources.filter((r): r is Resource<KubeServiceSpec> => r.kind === 'Service' && r.apiVersion === 'v1');
   const entries = resources.filter((r): r is Resource<ServiceEntrySpec> => r.kind === 'ServiceEntry');

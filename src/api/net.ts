@@ -1,8 +1,8 @@
 // Network value rules: IP addresses, CIDR blocks and ports. Each check returns a problem, or undefined.
-import { isIP } from 'node:net';
+import { ipFamily } from '../core/ip.ts';
 
 export function isIPAddress(value: string): boolean {
-  return isIP(value) !== 0;
+  return ipFamily(value) !== 0;
 }
 
 export function checkIPAddress(value: string): string | undefined {
@@ -15,7 +15,7 @@ export function checkIPSubnet(value: string): string | undefined {
   if (slash < 0) return checkIPAddress(value);
   const address = value.slice(0, slash);
   const bits = value.slice(slash + 1);
-  const family = isIP(address);
+  const family = ipFamily(address);
   const max = family === 4 ? 32 : family === 6 ? 128 : -1;
   // Zones are not allowed in prefixes, and the length must be plain decimal digits.
   if (max < 0 || address.includes('%') || !/^\d{1,3}$/.test(bits) || Number(bits) > max) {

@@ -1,0 +1,96 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setImmediate as tick } from 'node:timers/promises';
+import { parseText } from '../api/index.ts';
+import type { ProxyNode, ProxySnapshot } from '../wire/snapshot.ts';
+import { ControlPlane } from './control-plane.ts';
+import type { ProxyConnection } from './push-server.ts';
+
+const node = (id: string, app: string): ProxyNode => ({
+  id, kind: 'sidecar', workload: app, namespace: 'default', app, version: 'v1', serviceAccount: 'default',
+  identity: 'spiffe://cluster.local/ns/default/sa/default', labels: { app },
+});
+
+const mesh = `
+apiVersion: v1
+kind: Service
+metadata: {name: model}
+spec:
+  selector: {app: model}
+  ports: [{name: http, port: 80}]
+`;
+
+function fakeConnection(id: string, token: string, inbound: string) {
+  const sent: ProxySnapshot[] = [];
+  const conn: ProxyConnection = {
+    hello: { type: 'hello', id, token, listeners: { inbound, outbound: '127.0.0.1:1', admin: '127.0.0.1:2' }, pid: 42 },
+    send: (s) => sent.push(s),
+    close: () => {},
+  };
+  return { conn, sent };
+}
+
+test('versions grow only on real change; ACK marks a proxy synced, NACK shows why and keeps its version', async () => {
+  const logs: string[] = [];
+  const cp = new ControlPlane((l) => logs.push(l));
+  const h = cp.handlers();
+  cp.setResources(parseText(mesh, 'mesh.yaml').resources);
+  cp.registerProxy({
+    node: node('default/model-0', 'model'),
+    token: 't0',
+    app: { host: '127.0.0.1', port: 9000 },
+    instance: { id: 'default/model-0', workload: 'model', namespace: 'default', labels: { app: 'model' }, serviceAccount: 'default', ready: false },
+  });
+  assert.equal(h.authenticate({ type: 'hello', id: 'default/model-0', token: 'nope', listeners: { admin: '' }, pid: 1 }), 'wrong bootstrap token');
+  assert.match(h.authenticate({ type: 'hello', id: 'default/ghost', token: 't0', listeners: { admin: '' }, pid: 1 })!, /no proxy default\/ghost is expected/);
+
+  const { conn, sent } = fakeConnection('default/model-0', 't0', '127.0.0.1:7000');
+  h.connected(conn);
+  await tick();
+  assert.equal(sent.length, 1);
+  assert.equal(sent[0].version, 1);
+  assert.equal(sent[0].inbound?.appPort, 9000);
+  assert.deepEqual(sent[0].clusters[0].endpoints, [], 'not ready: no endpoint yet');
+  assert.equal(cp.status()[0].synced, false);
+
+  h.ack('default/model-0', 1);
+  assert.equal(cp.status()[0].synced, true);
+  assert.equal(cp.status()[0].version, 1);
+
+  // The app came up: its sidecar's inbound address becomes an endpoint, in a new version.
+  cp.setReady('default/model-0', true);
+  await tick();
+  assert.equal(sent.length, 2);
+  assert.equal(sent[1].version, 2);
+  assert.deepEqual(sent[1].clusters[0].endpoints.map((e) => `${e.host}:${e.port}`), ['127.0.0.1:7000']);
+
+  // Nothing changed: no new version is pushed.
+  cp.setResources(parseText(mesh, 'mesh.yaml').resources);
+  await tick();
+  assert.equal(sent.length, 2);
+
+  h.nack('default/model-0', 2, 'route r sends to cluster x, which the snapshot does not define');
+  const s = cp.status()[0];
+  assert.equal(s.synced, false);
+  assert.equal(s.version, 1, 'it still runs the last version it accepted');
+  assert.equal(s.latest, 2);
+  assert.match(s.error!, /version 2 rejected: route r sends to cluster x/);
+  assert.match(logs.join('\n'), /rejected configuration version 2/);
+  await cp.whenSettled(); // a NACK is an answer: start-up does not wait forever on it
+
+  // A later good version clears the error.
+  cp.setReady('default/model-0', false);
+  await tick();
+  h.ack('default/model-0', 3);
+  assert.equal(cp.status()[0].error, null);
+  assert.equal(cp.status()[0].synced, true);
+});
+
+test('removing a proxy by a stale token leaves its successor registered', async () => {
+  const cp = new ControlPlane(() => {});
+  cp.registerProxy({ node: node('default/a-0', 'a'), token: 'new' });
+  cp.removeProxy('default/a-0', 'old');
+  assert.equal(cp.status().length, 1);
+  cp.removeProxy('default/a-0', 'new');
+  assert.equal(cp.status().length, 0);
+});
