@@ -52,8 +52,6 @@ export const NOT_IMPLEMENTED_FIELDS: Readonly<Record<string, readonly Unimplemen
     { path: 'spec.exportTo' },
     { path: 'spec.tls' },
     { path: 'spec.tcp' },
-    { path: 'spec.http[].match[].sourceLabels' },
-    { path: 'spec.http[].match[].sourceNamespace' },
     {
       path: 'spec.http[].match[].gateways[]',
       when: notMesh,
@@ -76,7 +74,18 @@ export const NOT_IMPLEMENTED_FIELDS: Readonly<Record<string, readonly Unimplemen
   DestinationRule: [
     { path: 'spec.exportTo' },
     { path: 'spec.workloadSelector' },
-    { path: 'spec.subsets[].trafficPolicy' },
+    // A subset's loadBalancer is implemented (it overrides the rule's); the rest of its policy is not.
+    { path: 'spec.subsets[].trafficPolicy.connectionPool' },
+    { path: 'spec.subsets[].trafficPolicy.outlierDetection' },
+    { path: 'spec.subsets[].trafficPolicy.tls' },
+    { path: 'spec.subsets[].trafficPolicy.portLevelSettings' },
+    { path: 'spec.subsets[].trafficPolicy.tunnel' },
+    { path: 'spec.subsets[].trafficPolicy.proxyProtocol' },
+    { path: 'spec.subsets[].trafficPolicy.retryBudget' },
+    { path: 'spec.subsets[].trafficPolicy.loadBalancer.simple', when: (v) => v === 'PASSTHROUGH' },
+    { path: 'spec.subsets[].trafficPolicy.loadBalancer.localityLbSetting' },
+    { path: 'spec.subsets[].trafficPolicy.loadBalancer.warmup' },
+    { path: 'spec.subsets[].trafficPolicy.loadBalancer.warmupDurationSecs' },
     { path: 'spec.trafficPolicy.connectionPool' },
     { path: 'spec.trafficPolicy.outlierDetection' },
     { path: 'spec.trafficPolicy.tls' },
@@ -91,7 +100,6 @@ export const NOT_IMPLEMENTED_FIELDS: Readonly<Record<string, readonly Unimplemen
     { path: 'spec.trafficPolicy.loadBalancer.warmup' },
     { path: 'spec.trafficPolicy.loadBalancer.warmupDurationSecs' },
     { path: 'spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.attributes' },
-    { path: 'spec.trafficPolicy.loadBalancer.consistentHash.minimumRingSize' },
   ],
   ServiceEntry: [
     { path: 'spec.addresses' },
