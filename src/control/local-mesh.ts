@@ -87,6 +87,8 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
   await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
   const apiAddress = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
 
+  // Written before anything starts, so `weft status` can watch the start-up too.
+  await writeFile(controlFile, JSON.stringify({ pid: process.pid, api: apiAddress, edge: o.edge, push: push.address }) + '\n', { mode: 0o600 });
   try {
     await supervisor.startEdge(o.edge);
     // Services first, then their callers, so a client's first request finds its models up.
@@ -100,10 +102,9 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
     await supervisor.stopAll();
     await push.close();
     api.close();
+    await rm(controlFile, { force: true });
     throw err instanceof StartError ? err : new StartError((err as Error).message);
   }
-
-  await writeFile(controlFile, JSON.stringify({ pid: process.pid, api: apiAddress, edge: o.edge, push: push.address }) + '\n', { mode: 0o600 });
 
   // Live edits: a good file set replaces the configuration; a bad one is reported and ignored.
   let reloading = Promise.resolve();
