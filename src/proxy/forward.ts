@@ -145,6 +145,17 @@ function classify(err: unknown): ErrorCode {
   return 'UPSTREAM_RESET';
 }
 
+/**
+ * Settle an outcome: answer a local failure that happened before headers (unless the client is
+ * gone), and return what telemetry records — the status the client saw and the Envoy flag.
+ */
+export function settle(res: ServerResponse, outcome: Outcome): { status: number; flag: string; grpcStatus: string } {
+  if (outcome.kind === 'response') return { status: outcome.status, flag: '-', grpcStatus: outcome.grpcStatus };
+  const err = new MeshError(outcome.code);
+  if (!outcome.headersSent && outcome.code !== 'DOWNSTREAM_DISCONNECT') sendError(res, err);
+  return { status: outcome.headersSent ? res.statusCode : err.status, flag: err.flag, grpcStatus: '' };
+}
+
 /** Answer with a mesh error: status, Envoy flag, body. Only when nothing was sent yet. */
 export function sendError(res: ServerResponse, err: MeshError, extra?: OutgoingHttpHeaders): void {
   if (res.headersSent) {

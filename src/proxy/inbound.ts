@@ -3,7 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { MeshError } from '../core/errors.ts';
 import { findVirtualHost, type RuntimeConfig } from './compile.ts';
-import { forward, forwardableHeaders, sendError } from './forward.ts';
+import { forward, forwardableHeaders, sendError, settle } from './forward.ts';
 import type { EndpointStates } from './upstream/endpoints.ts';
 import type { MeshMetrics, PeerLabels } from './observe/metrics.ts';
 import { decodePeer, destinationPeerLabels, PEER_HEADER } from './observe/peer.ts';
@@ -56,16 +56,8 @@ export function inboundHandler(deps: InboundDeps) {
       path: target.pathAndQuery,
       headers,
     });
-    let status: number;
-    let flag = '-';
-    if (outcome.kind === 'response') status = outcome.status;
-    else {
-      const err = new MeshError(outcome.code);
-      flag = err.flag;
-      status = outcome.headersSent ? res.statusCode : err.status;
-      if (!outcome.headersSent && outcome.code !== 'DOWNSTREAM_DISCONNECT') sendError(res, err);
-    }
-    metrics.record(status, flag, outcome.kind === 'response' ? outcome.grpcStatus : '', performance.now() - start, outcome.requestBytes, outcome.responseBytes);
+    const { status, flag, grpcStatus } = settle(res, outcome);
+    metrics.record(status, flag, grpcStatus, performance.now() - start, outcome.requestBytes, outcome.responseBytes);
     deps.accessLog?.write(req, target, status, flag, 'inbound', `${app.appHost}:${app.appPort}`, start);
   };
 }

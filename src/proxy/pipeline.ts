@@ -9,7 +9,7 @@ import type { Random } from '../core/random.ts';
 import { MeshError } from '../core/errors.ts';
 import { findVirtualHost, type CompiledCluster, type CompiledRouteEntry, type RuntimeConfig, type UpstreamEndpoint } from './compile.ts';
 import { findRoute, type RequestView } from './routing/match.ts';
-import { forward, forwardableHeaders, sendError, type Outcome } from './forward.ts';
+import { forward, forwardableHeaders, sendError, settle, type Outcome } from './forward.ts';
 import { encodePeer, PEER_HEADER } from './observe/peer.ts';
 import type { AccessLog } from './observe/access-log.ts';
 
@@ -191,16 +191,7 @@ function finish(
   outcome: Outcome,
   start: number,
 ): void {
-  let status: number;
-  let flag = '-';
-  if (outcome.kind === 'response') status = outcome.status;
-  else {
-    const err = new MeshError(outcome.code);
-    flag = err.flag;
-    status = outcome.headersSent ? (res.statusCode ?? err.status) : err.status;
-    if (!outcome.headersSent && outcome.code !== 'DOWNSTREAM_DISCONNECT') sendError(res, err);
-  }
-  const grpc = outcome.kind === 'response' ? outcome.grpcStatus : '';
-  endpoint.metrics.record(status, flag, grpc, performance.now() - start, outcome.requestBytes, outcome.responseBytes);
+  const { status, flag, grpcStatus } = settle(res, outcome);
+  endpoint.metrics.record(status, flag, grpcStatus, performance.now() - start, outcome.requestBytes, outcome.responseBytes);
   deps.accessLog?.write(req, target, status, flag, routeName, endpoint.state.key, start);
 }
