@@ -17,6 +17,8 @@ test('implemented load balancing loads without warnings', () => {
     '{consistentHash: {httpCookie: {name: s, ttl: 0s}, ringHash: {minimumRingSize: 1024}}}',
     '{consistentHash: {useSourceIp: true, maglev: {tableSize: 65537}}}',
     '{consistentHash: {httpQueryParameterName: u}}',
+    '{simple: ROUND_ROBIN, warmup: {duration: 60s, minimumPercent: 5, aggression: 2}}',
+    '{warmup: {duration: 60s}}',
   ]) {
     const result = lb(body);
     assert.deepEqual(result.diagnostics, [], body);
@@ -94,19 +96,25 @@ test('policies Weft does not implement yet are warned about, field by field', ()
       connectionPool: {tcp: {maxConnections: 10}}
       outlierDetection: {consecutive5xxErrors: 3}
       tls: {mode: ISTIO_MUTUAL}
+      portLevelSettings:
+      - {port: {number: 80}, loadBalancer: {simple: ROUND_ROBIN, warmup: {duration: 30s}}, connectionPool: {tcp: {maxConnections: 5}}}
     subsets:
     - name: v1
       labels: {version: v1}
-      trafficPolicy: {loadBalancer: {simple: RANDOM}, connectionPool: {tcp: {maxConnections: 1}}}
+      trafficPolicy:
+        loadBalancer: {simple: RANDOM, warmup: {duration: 10s}}
+        connectionPool: {tcp: {maxConnections: 1}}
+        portLevelSettings: [{port: {number: 80}, loadBalancer: {consistentHash: {httpCookie: {name: s, ttl: 0s, attributes: [{name: Secure}]}}}}]
   `);
   assert.deepEqual(errorKeys(result), []);
   assert.deepEqual(warnings(result).map((d) => `${d.code} ${d.path}`), [
     'NOT_IMPLEMENTED spec.trafficPolicy.loadBalancer.simple',
-    'NOT_IMPLEMENTED spec.trafficPolicy.loadBalancer.warmup',
     'NOT_IMPLEMENTED spec.trafficPolicy.connectionPool',
     'NOT_IMPLEMENTED spec.trafficPolicy.outlierDetection',
     'NOT_IMPLEMENTED spec.trafficPolicy.tls',
-    // The subset's loadBalancer is implemented; its connectionPool is not.
+    // Warmup and port-level load balancing are implemented; a port's connectionPool is not.
+    'NOT_IMPLEMENTED spec.trafficPolicy.portLevelSettings[0].connectionPool',
+    // The subset's loadBalancer (cookie attributes included) is implemented; its connectionPool is not.
     'NOT_IMPLEMENTED spec.subsets[0].trafficPolicy.connectionPool',
   ]);
 });

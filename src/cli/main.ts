@@ -13,6 +13,7 @@ Commands:
   up        run a mesh on this machine (the embedded demo without -f)
   analyze   validate mesh files without running them
   status    list the proxies of the running mesh and their configuration state
+  explain   show how a request would be routed, and why
 
 Run \`weft <command> --help\` for a command's options.
 `;
@@ -21,6 +22,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<number>; help:
   up: { run: upCommand, help: upHelp },
   analyze: { run: analyzeCommand, help: analyzeHelp },
   status: { run: statusCommand, help: statusHelp },
+  explain: { run: async (argv) => (await import('./explain.ts')).explainCommand(argv), help: 'Run `weft explain --help` for its options.\n' },
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -60,6 +60,7 @@ export class Supervisor {
 
   /** The control plane tells us when a proxy connects, so we know where its sidecar listens. */
   proxyConnected(id: string, listeners: { outbound?: string; inbound?: string; admin: string }): void {
+    if (id === this.edge?.node.id) this.edgeAdmin = listeners.admin;
     this.connectedWaiters.get(id)?.(listeners);
   }
 
@@ -86,7 +87,26 @@ export class Supervisor {
       throw new Error(`the edge proxy exited (${e.code ?? e.signal}): ${proxy.tail().join(' | ')}`);
     });
     await Promise.race([connected, exit]);
-    void exit.catch((err) => this.o.log((err as Error).message));
+    void exit.catch(() => {}); // from here on, watchEdge reports and restarts
+    this.watchEdge(proxy);
+  }
+
+  private edgeAdmin?: string;
+  private stopping = false;
+
+  /** Once up, an edge that dies is restarted on the same addresses, like a sidecar. */
+  private watchEdge(proxy: Spawned): void {
+    void proxy.exited.then((e) => {
+      const edge = this.edge;
+      if (this.stopping || !edge || edge.proxy !== proxy) return;
+      this.o.log(`the edge proxy exited (${e.code ?? e.signal}): ${proxy.tail().join(' | ')}; restarting it`);
+      setTimeout(() => {
+        if (this.stopping) return;
+        const again = this.spawnProxy(edge.node, edge.token, { WEFT_OUTBOUND: edge.bind, WEFT_ADMIN: this.edgeAdmin ?? '127.0.0.1:0' });
+        this.edge = { ...edge, proxy: again };
+        this.watchEdge(again);
+      }, 500);
+    });
   }
 
   /**
@@ -132,6 +152,7 @@ export class Supervisor {
   }
 
   async stopAll(): Promise<void> {
+    this.stopping = true;
     await Promise.all([...this.replicas.values()].map((r) => this.stopReplica(r)));
     if (this.edge) {
       this.o.control.removeProxy(this.edge.node.id);

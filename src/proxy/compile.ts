@@ -9,9 +9,14 @@ import {
   type ConsistentHashConfig,
   type EndpointConfig,
   type ProxySnapshot,
+  type RouteConfig,
   type VirtualHostConfig,
 } from '../wire/snapshot.ts';
 import { compileRoute, type CompiledRoute } from './routing/match.ts';
+import { compileRetryPolicy, type CompiledRetryPolicy } from './routing/retry.ts';
+import { compileRewrite, type PathRewriter } from './routing/rewrite.ts';
+import { chain, compileHeaderOps, type HeaderEditor } from './routing/headers.ts';
+import { compileCors, type CompiledCors } from './routing/cors.ts';
 import type { Balancer, LbEndpoint } from './upstream/lb/balancer.ts';
 import { createBalancer } from './upstream/lb/registry.ts';
 import type { EndpointStates, EndpointState } from './upstream/endpoints.ts';
@@ -40,11 +45,22 @@ export interface CompiledDestination {
   readonly cluster: CompiledCluster;
   /** Upper bound of this destination's share in [0, total). */
   readonly upTo: number;
+  /** Destination-level then route-level header operations, chained once here. */
+  readonly requestHeaders?: HeaderEditor;
+  readonly responseHeaders?: HeaderEditor;
 }
 
+/** A route with everything it does compiled: nothing is parsed or built per request. */
 export interface CompiledRouteEntry extends CompiledRoute {
   readonly destinations: readonly CompiledDestination[];
   readonly totalWeight: number;
+  readonly retry?: CompiledRetryPolicy;
+  readonly rewritePath?: PathRewriter;
+  readonly mirrors: readonly { cluster: CompiledCluster; percent: number }[];
+  readonly cors?: CompiledCors;
+  /** Route-level header operations, for answers the proxy makes itself (redirect, direct response). */
+  readonly requestHeaders?: HeaderEditor;
+  readonly responseHeaders?: HeaderEditor;
 }
 
 export interface CompiledVirtualHost {
@@ -106,33 +122,57 @@ export function compileSnapshot(snapshot: ProxySnapshot, deps: CompileDeps): Run
 }
 
 function compileVirtualHost(vh: VirtualHostConfig, clusters: Map<string, CompiledCluster>): CompiledVirtualHost {
-  const routes = vh.routes.map((r): CompiledRouteEntry => {
-    const base = compileRoute(r);
-    if (r.action.kind !== 'route') return Object.freeze({ ...base, destinations: [], totalWeight: 0 });
-    let total = 0;
-    const destinations: CompiledDestination[] = [];
-    for (const d of r.action.destinations) {
-      const cluster = clusters.get(d.cluster);
-      if (!cluster) throw new Error(`route ${r.name} sends to cluster ${d.cluster}, which the snapshot does not define`);
-      if (!(d.weight >= 0)) throw new Error(`route ${r.name}: weight ${d.weight} is not a non-negative number`);
-      total += d.weight;
-      destinations.push({ cluster, upTo: total });
-    }
-    if (destinations.length === 0) throw new Error(`route ${r.name} has no destination`);
-    if (total === 0 && destinations.length > 1) throw new Error(`route ${r.name}: weights add up to 0`);
-    return Object.freeze({ ...base, destinations, totalWeight: total });
-  });
+  const routes = vh.routes.map((r) => compileRouteEntry(r, clusters));
   return Object.freeze({ config: vh, routes });
+}
+
+function compileRouteEntry(r: RouteConfig, clusters: Map<string, CompiledCluster>): CompiledRouteEntry {
+  const base = compileRoute(r);
+  const a = r.action;
+  const routeRequest = compileHeaderOps(a.headers?.request);
+  const routeResponse = compileHeaderOps(a.headers?.response);
+  const common = { ...base, cors: compileCors(a.cors), requestHeaders: routeRequest, responseHeaders: routeResponse, mirrors: [] as CompiledRouteEntry['mirrors'] };
+  if (a.kind !== 'route') return Object.freeze({ ...common, destinations: [], totalWeight: 0 });
+  const cluster = (name: string, what: string) => {
+    const c = clusters.get(name);
+    if (!c) throw new Error(`route ${r.name} ${what} cluster ${name}, which the snapshot does not define`);
+    return c;
+  };
+  let total = 0;
+  const destinations: CompiledDestination[] = [];
+  for (const d of a.destinations) {
+    if (!(d.weight >= 0)) throw new Error(`route ${r.name}: weight ${d.weight} is not a non-negative number`);
+    total += d.weight;
+    destinations.push({
+      cluster: cluster(d.cluster, 'sends to'),
+      upTo: total,
+      requestHeaders: chain(compileHeaderOps(d.headers?.request), routeRequest),
+      responseHeaders: chain(compileHeaderOps(d.headers?.response), routeResponse),
+    });
+  }
+  if (destinations.length === 0) throw new Error(`route ${r.name} has no destination`);
+  if (total === 0 && destinations.length > 1) throw new Error(`route ${r.name}: weights add up to 0`);
+  return Object.freeze({
+    ...common,
+    destinations,
+    totalWeight: total,
+    retry: a.retries && a.retries.attempts > 0 ? compileRetryPolicy(a.retries) : undefined,
+    rewritePath: compileRewrite(a.rewrite),
+    mirrors: (a.mirrors ?? []).map((m) => ({ cluster: cluster(m.cluster, 'mirrors to'), percent: m.percent })),
+  });
 }
 
 function compileCluster(c: ClusterConfig, snapshot: ProxySnapshot, deps: CompileDeps): CompiledCluster {
   const byKey = new Map<string, UpstreamEndpoint>();
+  // When each endpoint joined this cluster, kept across snapshots: slow start ramps from there.
+  const joined = deps.endpoints.joinTimes(c.name, c.endpoints.map((e) => `${e.host}:${e.port}`), deps.clock.now());
   for (const e of c.endpoints) {
     const state = deps.endpoints.get(e.host, e.port);
     if (byKey.has(state.key)) continue;
     const lb: LbEndpoint = {
       key: state.key,
       weight: e.weight,
+      joinedAt: joined.get(state.key),
       get active() {
         return state.active;
       },

@@ -1,12 +1,13 @@
-// Forward: one request to one upstream endpoint over its pool, the response streamed back.
+// Forward: one try of a request to one upstream endpoint, and relaying the chosen answer back.
 //
-// Shared by the outbound pipeline and the inbound side. It reports what happened as an outcome
-// instead of throwing, separating local-origin failures (connect, reset, timeout) from responses.
+// A try ends at the upstream's response headers, so the pipeline can still retry or answer
+// otherwise; `relay` then commits the response downstream and streams its body. Failures are
+// outcomes, not exceptions, with local-origin failures (connect, reset, timeout) kept apart
+// from upstream responses.
 
 import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:http';
-import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
-import type { Pool } from 'undici';
+import type { Dispatcher, Pool } from 'undici';
 import { MeshError, type ErrorCode } from '../core/errors.ts';
 
 export type Outcome =
@@ -31,8 +32,7 @@ export function forwardableHeaders(raw: string[], extraDrop?: string): Record<st
   const out: Record<string, string | string[]> = Object.create(null);
   let connectionNamed: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toLowerCase();
-    if (name === 'connection') {
+    if (raw[i].length === 10 && raw[i].toLowerCase() === 'connection') {
       connectionNamed ??= new Set();
       for (const t of raw[i + 1].split(',')) connectionNamed.add(t.trim().toLowerCase());
     }
@@ -48,93 +48,139 @@ export function forwardableHeaders(raw: string[], extraDrop?: string): Record<st
   return out;
 }
 
-function responseHeaders(h: Record<string, string | string[] | undefined>, extra?: OutgoingHttpHeaders): OutgoingHttpHeaders {
+export function responseHeaders(h: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  let connectionNamed: string[] = [];
+  let connectionNamed: string[] | undefined;
   const conn = h.connection;
   if (typeof conn === 'string') connectionNamed = conn.split(',').map((t) => t.trim().toLowerCase());
   for (const name in h) {
-    if (HOP_BY_HOP.has(name) || connectionNamed.includes(name)) continue;
+    if (HOP_BY_HOP.has(name) || connectionNamed?.includes(name)) continue;
     const v = h[name];
     if (v !== undefined) out[name] = v;
   }
-  if (extra) Object.assign(out, extra);
   return out;
 }
 
-export interface ForwardOptions {
+export interface TryOptions {
+  pool: Pool;
+  method: string;
+  path: string;
+  headers: Record<string, string | string[]>;
+  body: Readable | undefined;
+  /** Aborts the try (per-try timeout, whole-request timeout, client gone). */
+  signal: AbortSignal;
+}
+
+export type TryOutcome = { kind: 'response'; data: Dispatcher.ResponseData } | { kind: 'local'; code: ErrorCode };
+
+/** One try, up to the upstream's response headers. `timedOut()` tells a timeout from other aborts. */
+export async function tryUpstream(o: TryOptions, timedOut: () => boolean): Promise<TryOutcome> {
+  try {
+    const data = await o.pool.request({ path: o.path, method: o.method as 'GET', headers: o.headers, body: o.body, signal: o.signal });
+    return { kind: 'response', data };
+  } catch (err) {
+    return { kind: 'local', code: timedOut() ? 'UPSTREAM_TIMEOUT' : o.signal.aborted ? 'DOWNSTREAM_DISCONNECT' : classify(err) };
+  }
+}
+
+export function grpcStatusOf(data: Dispatcher.ResponseData): string {
+  const g = data.headers['grpc-status'];
+  return typeof g === 'string' ? g : '';
+}
+
+/**
+ * Commit the upstream response downstream and stream its body chunk by chunk (server-sent events
+ * go out as they come; pipe() applies backpressure). If the upstream breaks mid-body, the
+ * downstream response is destroyed so the client sees a broken stream, never a clean end.
+ * Resolves with the bytes relayed, or the local failure that cut it.
+ */
+export function relay(
+  data: Dispatcher.ResponseData,
+  res: ServerResponse,
+  extraHeaders: OutgoingHttpHeaders | undefined,
+  edit: ((h: OutgoingHttpHeaders) => void) | undefined,
+  timedOut: () => boolean,
+): Promise<{ bytes: number; failure?: ErrorCode }> {
+  const headers = responseHeaders(data.headers);
+  if (extraHeaders) Object.assign(headers, extraHeaders);
+  edit?.(headers);
+  res.writeHead(data.statusCode, headers);
+  let bytes = 0;
+  const body = data.body;
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (failure?: ErrorCode) => {
+      if (done) return;
+      done = true;
+      if (failure) {
+        body.destroy();
+        if (!res.writableFinished) res.destroy();
+      }
+      resolve({ bytes, failure });
+    };
+    body.on('data', (c: Buffer) => {
+      bytes += c.length;
+      if (!res.write(c)) {
+        body.pause();
+        res.once('drain', () => body.resume());
+      }
+    });
+    body.on('end', () => {
+      res.end();
+      finish();
+    });
+    body.on('error', () => finish(timedOut() ? 'UPSTREAM_TIMEOUT' : res.destroyed ? 'DOWNSTREAM_DISCONNECT' : 'UPSTREAM_RESET'));
+    res.on('close', () => {
+      if (!res.writableFinished) finish('DOWNSTREAM_DISCONNECT');
+    });
+  });
+}
+
+/** Count request bytes without consuming the body: a declared length is exact; else count as read. */
+export function requestBody(req: IncomingMessage): { body: Readable | undefined; bytes: () => number } {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined) {
+    const n = Number(declared) || 0;
+    return { body: n > 0 ? req : undefined, bytes: () => n };
+  }
+  if (req.headers['transfer-encoding'] === undefined) return { body: undefined, bytes: () => 0 };
+  // A 'data' listener would start the stream flowing before undici reads it; count as it pulls.
+  let n = 0;
+  async function* counted(): AsyncGenerator<Buffer> {
+    for await (const chunk of req) {
+      n += (chunk as Buffer).length;
+      yield chunk as Buffer;
+    }
+  }
+  return { body: Readable.from(counted()), bytes: () => n };
+}
+
+/**
+ * One request, one try, relayed: the inbound side's whole job. Before response headers, a failure
+ * is returned so the caller answers with the right status and flag.
+ */
+export async function forward(o: {
   pool: Pool;
   req: IncomingMessage;
   res: ServerResponse;
   path: string;
   headers: Record<string, string | string[]>;
-  /** Whole-request timeout (route `timeout`); undefined = none, as in Istio. */
-  timeoutMs?: number;
-  /** Headers added to the response (e.g. a consistent-hash cookie). */
-  responseExtra?: OutgoingHttpHeaders;
-}
-
-/**
- * Send and stream back. Before response headers are sent, a failure is returned as a local
- * outcome so the caller answers with the right status and flag. After that, a failure destroys
- * the downstream response, so the client sees a broken stream, never a clean end.
- */
-export async function forward(o: ForwardOptions): Promise<Outcome> {
-  const { req, res } = o;
+}): Promise<Outcome> {
   const ac = new AbortController();
-  let timedOut = false;
-  const timer = o.timeoutMs
-    ? setTimeout(() => {
-        timedOut = true;
-        ac.abort();
-      }, o.timeoutMs)
-    : undefined;
-  // A client that goes away cancels the upstream request.
   const onClose = () => {
-    if (!res.writableFinished) ac.abort();
+    if (!o.res.writableFinished) ac.abort();
   };
-  res.once('close', onClose);
-  // Count request bytes without consuming the stream ourselves: a declared length is exact; a
-  // chunked body is counted as undici pulls it (backpressure stays with undici).
-  const declared = req.headers['content-length'];
-  let requestBytes = declared !== undefined ? Number(declared) || 0 : 0;
-  const chunked = declared === undefined && req.headers['transfer-encoding'] !== undefined;
-  const body = declared !== undefined ? (requestBytes > 0 ? req : undefined) : chunked ? Readable.from(counted(req, (n) => (requestBytes += n))) : undefined;
-  let responseBytes = 0;
-  let headersSent = false;
+  o.res.once('close', onClose);
+  const { body, bytes } = requestBody(o.req);
+  const never = () => false;
   try {
-    const up = await o.pool.request({
-      path: o.path,
-      method: req.method as 'GET',
-      headers: o.headers,
-      body,
-      signal: ac.signal,
-    });
-    const grpcStatus = typeof up.headers['grpc-status'] === 'string' ? up.headers['grpc-status'] : '';
-    res.writeHead(up.statusCode, responseHeaders(up.headers, o.responseExtra));
-    headersSent = true;
-    // Server-sent events and chunked bodies go out chunk by chunk; pipeline applies backpressure.
-    up.body.on('data', (c: Buffer) => (responseBytes += c.length));
-    await pipeline(up.body, res);
-    return { kind: 'response', status: up.statusCode, grpcStatus, requestBytes, responseBytes };
-  } catch (err) {
-    const code: ErrorCode = timedOut
-      ? 'UPSTREAM_TIMEOUT'
-      : res.destroyed && !res.writableFinished && ac.signal.aborted
-        ? 'DOWNSTREAM_DISCONNECT'
-        : classify(err);
-    if (headersSent && !res.writableFinished) res.destroy(err instanceof Error ? err : undefined);
-    return { kind: 'local', code, requestBytes, responseBytes, headersSent };
+    const t = await tryUpstream({ pool: o.pool, method: o.req.method ?? 'GET', path: o.path, headers: o.headers, body, signal: ac.signal }, never);
+    if (t.kind === 'local') return { kind: 'local', code: t.code, requestBytes: bytes(), responseBytes: 0, headersSent: false };
+    const r = await relay(t.data, o.res, undefined, undefined, never);
+    if (r.failure) return { kind: 'local', code: r.failure, requestBytes: bytes(), responseBytes: r.bytes, headersSent: true };
+    return { kind: 'response', status: t.data.statusCode, grpcStatus: grpcStatusOf(t.data), requestBytes: bytes(), responseBytes: r.bytes };
   } finally {
-    if (timer) clearTimeout(timer);
-    res.off('close', onClose);
-  }
-}
-
-async function* counted(req: IncomingMessage, add: (n: number) => void): AsyncGenerator<Buffer> {
-  for await (const chunk of req) {
-    add((chunk as Buffer).length);
-    yield chunk as Buffer;
+    o.res.off('close', onClose);
   }
 }
 

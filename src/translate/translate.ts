@@ -1,6 +1,7 @@
 // Translation: (resources, registry, proxy) → ProxySnapshot. Pure, so it is tested with golden cases.
 
 import type {
+  Destination,
   DestinationRuleSpec,
   HTTPMatchRequest,
   HTTPRoute,
@@ -28,6 +29,7 @@ import {
   type VirtualHostConfig,
 } from '../wire/snapshot.ts';
 import { domainsFor } from './domains.ts';
+import { corsConfig, faultConfig, headerOps, mirrorTargets, redirectConfig, retryPolicy, rewriteConfig } from './route-action.ts';
 import { findDestinationRule, lbPolicy } from './destination-rule.ts';
 
 export interface TranslateInput {
@@ -82,10 +84,15 @@ export function translate(input: TranslateInput): ProxySnapshot {
         port,
       },
       subset,
-      lb: lbPolicy(dr?.spec, subset),
+      lb: lbPolicy(dr?.spec, subset, port),
       endpoints,
     });
     return name;
+  };
+
+  const isConsistentHash = (name: string) => {
+    const c = clusters.get(name);
+    return c !== undefined && 'consistentHash' in c.lb;
   };
 
   // The first VirtualService (in file order) that claims a host owns it, as in Istio.
@@ -102,8 +109,8 @@ export function translate(input: TranslateInput): ProxySnapshot {
     for (const sp of service.ports) {
       const vs = vsByHost.get(service.host);
       const routes = vs
-        ? routesFrom(vs, service.host, sp, registry, proxy, clusterFor)
-        : [defaultRoute(service, sp, clusterFor(service.host, sp.port, undefined))];
+        ? routesFrom(vs, service.host, sp, registry, proxy, clusterFor, isConsistentHash)
+        : [defaultRoute(service, sp, clusterFor(service.host, sp.port, undefined), isConsistentHash)];
       virtualHosts.push({
         name: `${service.host}:${sp.port}`,
         domains: domainsFor(service, sp, proxy.namespace),
@@ -119,7 +126,7 @@ export function translate(input: TranslateInput): ProxySnapshot {
     virtualHosts.push({
       name: `${host}:80`,
       domains: domainsFor({ host, name: host.split('.')[0], namespace: vs.metadata.namespace, ports: [sp] }, sp, proxy.namespace),
-      routes: routesFrom(vs, host, sp, registry, proxy, clusterFor),
+      routes: routesFrom(vs, host, sp, registry, proxy, clusterFor, isConsistentHash),
     });
   }
 
@@ -141,11 +148,17 @@ function appliesToMesh(spec: VirtualServiceSpec): boolean {
   return !spec.gateways || spec.gateways.length === 0 || spec.gateways.includes('mesh');
 }
 
-function defaultRoute(service: ServiceInfo, sp: ServicePortInfo, cluster: string): RouteConfig {
+function defaultRoute(
+  service: ServiceInfo,
+  sp: ServicePortInfo,
+  cluster: string,
+  isConsistentHash: (cluster: string) => boolean,
+): RouteConfig {
+  const retries = retryPolicy({}, isConsistentHash(cluster));
   return {
     name: `default/${service.host}:${sp.port}`,
     match: [],
-    action: { kind: 'route', destinations: [{ cluster, weight: 1 }] },
+    action: { kind: 'route', destinations: [{ cluster, weight: 1 }], ...(retries ? { retries } : {}) },
   };
 }
 
@@ -156,6 +169,7 @@ function routesFrom(
   registry: Registry,
   proxy: ProxyNode,
   clusterFor: (host: string, port: number, subset: string | undefined) => string,
+  isConsistentHash: (cluster: string) => boolean,
 ): RouteConfig[] {
   const out: RouteConfig[] = [];
   (vs.spec.http ?? []).forEach((http, i) => {
@@ -167,7 +181,7 @@ function routesFrom(
       match = forThisProxy.map(matchConfig);
     }
     const name = `${vs.metadata.namespace}/${vs.metadata.name}/${http.name ?? i}`;
-    const action = routeAction(http, vs.metadata.namespace, vhostHost, sp, registry, clusterFor);
+    const action = routeAction(http, vs.metadata.namespace, vhostHost, sp, registry, clusterFor, isConsistentHash);
     if (action) out.push({ name, match, action });
   });
   return out;
@@ -187,28 +201,50 @@ function routeAction(
   sp: ServicePortInfo,
   registry: Registry,
   clusterFor: (host: string, port: number, subset: string | undefined) => string,
+  isConsistentHash: (cluster: string) => boolean,
 ): RouteConfig['action'] | undefined {
+  const headers = headerOps(http.headers);
+  const cors = corsConfig(http);
+  const common = { ...(headers ? { headers } : {}), ...(cors ? { cors } : {}) };
+  if (http.redirect) return { kind: 'redirect', ...redirectConfig(http)!, ...common };
+  const fault = faultConfig(http);
   if (http.directResponse) {
     const body = http.directResponse.body;
     return {
       kind: 'directResponse',
       status: http.directResponse.status,
       body: body?.string ?? (body?.bytes !== undefined ? Buffer.from(body.bytes, 'base64').toString('utf8') : undefined),
+      ...common,
+      ...(fault ? { fault } : {}),
     };
   }
-  if (!http.route) return undefined; // redirect / delegate: not implemented yet (analyze warns)
-  const timeoutMs = http.timeout ? parseDuration(http.timeout) : undefined;
-  const destinations = http.route.map((d) => {
-    const host = fqdn(d.destination.host, vsNamespace);
+  if (!http.route) return undefined; // delegate: not implemented yet (analyze warns)
+  const clusterOf = (d: Destination) => {
+    const host = fqdn(d.host, vsNamespace);
     const service = registry.services.get(host);
-    const port =
-      d.destination.port?.number ??
-      (host === vhostHost ? sp.port : service?.ports.length === 1 ? service.ports[0].port : sp.port);
+    const port = d.port?.number ?? (host === vhostHost ? sp.port : service?.ports.length === 1 ? service.ports[0].port : sp.port);
+    return clusterFor(host, port, d.subset);
+  };
+  const destinations = http.route.map((d) => {
     // Istio: a lone destination gets all traffic whatever its weight; weights are relative.
     const weight = http.route!.length === 1 ? 1 : (d.weight ?? 0);
-    return { cluster: clusterFor(host, port, d.destination.subset), weight };
+    const h = headerOps(d.headers);
+    return { cluster: clusterOf(d.destination), weight, ...(h ? { headers: h } : {}) };
   });
-  return { kind: 'route', destinations, ...(timeoutMs ? { timeoutMs } : {}) };
+  const timeoutMs = http.timeout ? parseDuration(http.timeout) : undefined;
+  const retries = retryPolicy(http, isConsistentHash(destinations[0].cluster));
+  const mirrors = mirrorTargets(http).map((m) => ({ cluster: clusterOf(m.destination), percent: m.percent }));
+  const rewrite = rewriteConfig(http);
+  return {
+    kind: 'route',
+    destinations,
+    ...(timeoutMs ? { timeoutMs } : {}),
+    ...(retries ? { retries } : {}),
+    ...(fault ? { fault } : {}),
+    ...(mirrors.length ? { mirrors } : {}),
+    ...(rewrite ? { rewrite } : {}),
+    ...common,
+  };
 }
 
 function matchConfig(m: HTTPMatchRequest): MatchConfig {

@@ -83,28 +83,138 @@ export interface RouteConfig {
 }
 
 export type RouteAction =
-  | { kind: 'route'; destinations: WeightedCluster[]; timeoutMs?: number }
-  | { kind: 'directResponse'; status: number; body?: string };
+  | ({ kind: 'route'; destinations: WeightedCluster[] } & RouteBehaviour)
+  | ({ kind: 'directResponse'; status: number; body?: string } & Pick<RouteBehaviour, 'headers' | 'fault' | 'cors'>)
+  | ({ kind: 'redirect' } & RedirectConfig & Pick<RouteBehaviour, 'headers' | 'cors'>);
+
+/** What a `route` action may do besides choosing a destination (each field absent = off). */
+export interface RouteBehaviour {
+  /** Whole-request timeout, retries included (Istio's `timeout`); absent = none. */
+  timeoutMs?: number;
+  /** Always present on routes: Istio's mesh default applies when the VirtualService sets none. */
+  retries?: RetryPolicyConfig;
+  fault?: FaultConfig;
+  mirrors?: MirrorConfig[];
+  rewrite?: RewriteConfig;
+  headers?: HeaderOpsConfig;
+  cors?: CorsConfig;
+}
 
 export interface WeightedCluster {
   /** Name of a ClusterConfig in the same snapshot. */
   cluster: string;
   /** Relative weight; Σ over the list is > 0 whenever there is more than one entry. */
   weight: number;
+  /** Destination-level header operations, applied before the route's. */
+  headers?: HeaderOpsConfig;
+}
+
+export interface RetryPolicyConfig {
+  /** Retries after the first try (Istio's `attempts`); 0 disables. */
+  attempts: number;
+  /** Per try; absent = the route timeout (or none). */
+  perTryTimeoutMs?: number;
+  /** Envoy retry conditions: `5xx`, `gateway-error`, `reset`, `connect-failure`, `retriable-4xx`, `refused-stream`, `retriable-status-codes`, and gRPC `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`, `unavailable`. */
+  retryOn: string[];
+  retriableStatusCodes: number[];
+  /** Pick another endpoint than those tried before, when there is one (Istio's default). */
+  avoidPreviousHosts: boolean;
+  /** Fully jittered exponential backoff: base and cap, milliseconds. */
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+}
+
+export interface FaultConfig {
+  delay?: { fixedDelayMs: number; percent: number };
+  abort?: { percent: number } & ({ httpStatus: number } | { grpcStatus: string });
+}
+
+export interface MirrorConfig {
+  cluster: string;
+  /** 0–100; Istio's default is 100. */
+  percent: number;
+}
+
+export interface RewriteConfig {
+  /** Replaces the matched prefix when the route matched by prefix, else the whole path. */
+  uri?: string;
+  authority?: string;
+  /** RE2 pattern and replacement (`\1` groups), applied to the path. */
+  uriRegex?: { match: string; rewrite: string };
+}
+
+export interface RedirectConfig {
+  uri?: string;
+  authority?: string;
+  port?: number;
+  /** `FROM_PROTOCOL_DEFAULT` or `FROM_REQUEST_PORT`. */
+  derivePort?: string;
+  scheme?: string;
+  status: number;
+}
+
+export interface HeaderOps {
+  set?: Record<string, string>;
+  add?: Record<string, string>;
+  remove?: string[];
+}
+
+export interface HeaderOpsConfig {
+  request?: HeaderOps;
+  response?: HeaderOps;
+}
+
+export interface CorsConfig {
+  allowOrigins: StringMatchConfig[];
+  allowMethods: string[];
+  allowHeaders: string[];
+  exposeHeaders: string[];
+  maxAgeSeconds?: number;
+  allowCredentials?: boolean;
+  /** What to do with a preflight whose origin does not match: `FORWARD` or `IGNORE` (Istio's default: forward). */
+  unmatchedPreflights: 'FORWARD' | 'IGNORE';
 }
 
 export type LbConfig =
-  | { simple: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'PASSTHROUGH' }
+  | { simple: 'ROUND_ROBIN' | 'LEAST_REQUEST'; warmup?: WarmupConfig }
+  | { simple: 'RANDOM' | 'PASSTHROUGH' }
   | { consistentHash: ConsistentHashConfig };
+
+/**
+ * Slow start (Istio's `warmup`, Envoy's `slow_start_config`), for ROUND_ROBIN and LEAST_REQUEST
+ * only: for `durationMs` after an endpoint joins the cluster its weight is scaled by
+ * `max(minimumPercent / 100, (elapsed / durationMs) ^ (1 / aggression))`.
+ */
+export interface WarmupConfig {
+  durationMs: number;
+  /** 0–100; Istio's default is 10. */
+  minimumPercent: number;
+  /** > 0; 1 ramps linearly (Istio's default). */
+  aggression: number;
+}
 
 export interface ConsistentHashConfig {
   /** Where the hash key comes from. */
   key:
     | { header: string }
-    | { cookie: { name: string; path?: string; ttlSeconds?: number } }
+    | { cookie: HashCookieConfig }
     | { sourceIp: true }
     | { queryParameter: string };
   algorithm: { ringHash: { minimumRingSize: number } } | { maglev: { tableSize: number } };
+}
+
+/**
+ * A cookie that carries the hash key. With `ttlSeconds` present the proxy generates the cookie
+ * when the request has none (0 means a session cookie: no Max-Age); without it, a request that
+ * lacks the cookie has no hash key.
+ */
+export interface HashCookieConfig {
+  name: string;
+  path?: string;
+  /** Whole seconds, as Envoy keeps them. */
+  ttlSeconds?: number;
+  /** Extra Set-Cookie attributes (`SameSite=Lax`, `Secure`), in order. */
+  attributes?: Array<{ name: string; value?: string }>;
 }
 
 /** The service a cluster belongs to, as metrics label it. */

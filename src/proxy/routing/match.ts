@@ -22,19 +22,40 @@ export type RequestPredicate = (req: RequestView) => boolean;
 export interface CompiledRoute {
   readonly config: RouteConfig;
   readonly matches: (req: RequestView) => boolean;
+  /** Index of the first match item that succeeds; 0 for a route without items; -1 for none. */
+  readonly matchIndex: (req: RequestView) => number;
 }
 
 export function compileRoute(config: RouteConfig): CompiledRoute {
   // match[] items are OR-ed; no items means the route matches everything.
   const items = config.match.map(compileMatch);
+  const matchIndex =
+    items.length === 0
+      ? () => 0
+      : (req: RequestView) => {
+          for (let i = 0; i < items.length; i++) if (items[i](req)) return i;
+          return -1;
+        };
   const matches: RequestPredicate =
     items.length === 0 ? () => true : items.length === 1 ? items[0] : (req) => items.some((p) => p(req));
-  return Object.freeze({ config, matches });
+  return Object.freeze({ config, matches, matchIndex });
 }
 
 /** The first route whose match succeeds, or undefined (the caller answers 404 `NR`). */
 export function findRoute<R extends CompiledRoute>(routes: readonly R[], req: RequestView): R | undefined {
   for (const r of routes) if (r.matches(req)) return r;
+  return undefined;
+}
+
+/** Like findRoute, and which match item succeeded (a prefix rewrite needs the matched prefix). */
+export function findRouteMatch<R extends CompiledRoute>(
+  routes: readonly R[],
+  req: RequestView,
+): { route: R; item: MatchConfig | undefined } | undefined {
+  for (const r of routes) {
+    const i = r.matchIndex(req);
+    if (i >= 0) return { route: r, item: r.config.match[i] };
+  }
   return undefined;
 }
 

@@ -16,6 +16,24 @@ export interface EndpointState {
  */
 export class EndpointStates {
   private readonly states = new Map<string, EndpointState>();
+  /** Per cluster name: when each member address joined it (clock ms), for slow start. */
+  private readonly members = new Map<string, Map<string, number>>();
+
+  /**
+   * When each of `keys` joined `cluster`, as slow start counts it. An address new to the cluster
+   * joins `now`; a member keeps its time; a member no longer listed is forgotten, so if it comes
+   * back (a restarted replica) it joins afresh. A cluster seen for the first time joins all its
+   * endpoints `now`, as Envoy starts every host's window when the cluster's balancer first sees
+   * it: they ramp together, so their shares do not change, but a later endpoint ramps against
+   * them. (Called while compiling, so a NACKed snapshot's endpoints count as joined.)
+   */
+  joinTimes(cluster: string, keys: readonly string[], now: number): ReadonlyMap<string, number> {
+    const before = this.members.get(cluster);
+    const after = new Map<string, number>();
+    for (const key of keys) after.set(key, before?.get(key) ?? now);
+    this.members.set(cluster, after);
+    return after;
+  }
 
   get(host: string, port: number): EndpointState {
     const key = `${host}:${port}`;
@@ -38,13 +56,14 @@ export class EndpointStates {
     return s;
   }
 
-  /** Close pools whose address is not in `keep`. */
+  /** Close pools whose address is not in `keep`, and forget those addresses' cluster memberships. */
   retain(keep: ReadonlySet<string>): void {
     for (const [key, s] of this.states) {
       if (keep.has(key)) continue;
       this.states.delete(key);
       s.pool.close().catch(() => {});
     }
+    for (const joined of this.members.values()) for (const key of joined.keys()) if (!keep.has(key)) joined.delete(key);
   }
 
   async closeAll(): Promise<void> {

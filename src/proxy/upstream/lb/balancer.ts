@@ -13,6 +13,12 @@ export interface LbEndpoint {
   readonly key: string;
   readonly weight: number;
   active: number;
+  /**
+   * When the endpoint joined the cluster, in milliseconds on the balancers' clock (`deps.clock`).
+   * Slow start ramps its weight for the warmup window after this. The pipeline keeps it across
+   * snapshot swaps (see EndpointStates.joinTimes); absent means "joined long ago", never warming.
+   */
+  readonly joinedAt?: number;
 }
 
 /** What a request offers the balancer: a hash key for consistent hashing, when the policy asks. */

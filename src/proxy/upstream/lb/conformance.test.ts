@@ -1,4 +1,4 @@
-// Conformance: the one suite every registered load balancer passes before its own cases.
+// Conformance: the one suite every registered load balancer (and each slow-start variant) passes before its own cases.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +18,29 @@ const CONFIGS: Record<string, LbConfig> = {
   MAGLEV: { consistentHash: { key: { header: 'x-session' }, algorithm: { maglev: { tableSize: 65537 } } } },
 };
 
+// Slow start wraps ROUND_ROBIN and LEAST_REQUEST. In these variants every endpoint joined within
+// a few milliseconds of the others, half a window ago: their ramp factors differ in the fifth
+// decimal, so the decorator balances over its stand-ins, yet the shares are the plain ones.
+const WARMUP = { durationMs: 60_000, minimumPercent: 10, aggression: 1 };
+const warming = (weights: readonly number[]): LbEndpoint[] =>
+  endpoints(weights).map((e, i) => ({ ...e, joinedAt: -30_000 - i * 0.7 }));
+
+interface Variant {
+  config: LbConfig;
+  /** Makes the endpoint list for a test (with join times, for the slow-start variants). */
+  endpoints: (weights: readonly number[]) => LbEndpoint[];
+}
+
+const VARIANTS: Record<string, Variant> = {
+  ...Object.fromEntries(Object.entries(CONFIGS).map(([name, config]) => [name, { config, endpoints }])),
+  'ROUND_ROBIN with warmup, all warming': { config: { simple: 'ROUND_ROBIN', warmup: WARMUP }, endpoints: warming },
+  'LEAST_REQUEST with warmup, all warming': { config: { simple: 'LEAST_REQUEST', warmup: WARMUP }, endpoints: warming },
+  'ROUND_ROBIN with warmup, window over': {
+    config: { simple: 'ROUND_ROBIN', warmup: WARMUP },
+    endpoints: (weights) => endpoints(weights).map((e, i) => ({ ...e, joinedAt: -60_000 - i })),
+  },
+};
+
 const PICKS = 20_000;
 // Distinct keys per pick: consistent-hash balancers spread keys, the others ignore them.
 const key = (i: number): string => `session-${i}`;
@@ -26,9 +49,9 @@ it('has a conformance config for every registered balancer', () => {
   assert.deepEqual(Object.keys(CONFIGS).sort(), registeredBalancers().sort());
 });
 
-for (const name of registeredBalancers()) {
+for (const [name, variant] of Object.entries(VARIANTS)) {
   describe(`${name} conformance`, () => {
-    const config = CONFIGS[name]!;
+    const { config, endpoints } = variant;
     const build = (eps: readonly LbEndpoint[], seed = 1) => createBalancer(config, eps, deps(seed));
 
     it('spreads picks evenly over equal weights', () => {
@@ -47,6 +70,12 @@ for (const name of registeredBalancers()) {
       const eps = endpoints([3, 1]);
       near(share(tally(build(eps), PICKS, key), eps[0]!, PICKS), 0.75, 0.03, 'share of the weight-3 endpoint');
       near(share(tally(build(eps), PICKS), eps[0]!, PICKS), 0.75, 0.03, 'same without hash keys');
+    });
+
+    it('sends 3:1 within ±3 points over 4000 requests', () => {
+      const eps = endpoints([3, 1]);
+      near(share(tally(build(eps, 11), 4000, key), eps[0]!, 4000), 0.75, 0.03, 'share of the weight-3 endpoint');
+      near(share(tally(build(eps, 12), 4000), eps[0]!, 4000), 0.75, 0.03, 'same without hash keys');
     });
 
     it('follows mixed weights 5:3:2', () => {
@@ -118,5 +147,23 @@ for (const name of registeredBalancers()) {
         [[1, 0], [2, 4], [3, 0]],
       );
     });
+
+    if ('consistentHash' in config) {
+      it('sends 100 % of a key to one endpoint while the set is stable', () => {
+        const eps = endpoints([1, 1, 1, 1, 1]);
+        const b = build(eps);
+        const keys = 500;
+        const home = Array.from({ length: keys }, (_, k) => picked(b, { hashKey: key(k) }));
+        // Requests for different keys interleave, as they do on a busy proxy.
+        for (let round = 0; round < 40; round++) {
+          for (let k = 0; k < keys; k++) assert.equal(picked(b, { hashKey: key(k) }), home[k], `key ${k}, round ${round}`);
+        }
+        // A rebuild over the same set (a snapshot swap), listed in another order, keeps every key home.
+        const rebuilt = build([...eps].reverse(), 99);
+        for (let k = 0; k < keys; k++) assert.equal(picked(rebuilt, { hashKey: key(k) }), home[k], `key ${k} after a rebuild`);
+        // And keys do spread: every endpoint is home to some.
+        assert.equal(new Set(home).size, eps.length);
+      });
+    }
   });
 }

@@ -7,6 +7,7 @@ import { maglev, parseMaglevConfig } from './maglev.ts';
 import { weightedRandom } from './random.ts';
 import { parseRingHashConfig, ringHash } from './ring-hash.ts';
 import { roundRobin } from './round-robin.ts';
+import { parseSlowStartConfig, withSlowStart } from './slow-start.ts';
 
 /** A policy as it registers: how to check its settings, and how to build a balancer from them. */
 export interface BalancerType<C> {
@@ -17,6 +18,11 @@ export interface BalancerType<C> {
    */
   parseConfig(settings: unknown): C;
   create: BalancerFactory<C>;
+  /**
+   * True when Envoy applies slow start (Istio's `warmup`) to this policy: ROUND_ROBIN and
+   * LEAST_REQUEST. An LbConfig with `warmup` for any other policy is rejected when compiled.
+   */
+  slowStart?: boolean;
 }
 
 /** A policy whose settings have been checked: builds a balancer for each endpoint list. */
@@ -29,14 +35,17 @@ export interface LbPolicy {
 type Compiler = (settings: unknown) => (endpoints: readonly LbEndpoint[], deps: BalancerDeps) => Balancer;
 
 // Each entry closes over its own config type, so the map needs no casts.
-const policies = new Map<string, Compiler>();
+const policies = new Map<string, { compile: Compiler; slowStart: boolean }>();
 
 /** Adds a policy under `name` (Envoy's spelling, e.g. RING_HASH). Names are unique. */
 export function registerBalancer<C>(name: string, type: BalancerType<C>): void {
   if (policies.has(name)) throw new Error(`load balancer ${name} is already registered`);
-  policies.set(name, (settings) => {
-    const config = type.parseConfig(settings);
-    return (endpoints, deps) => type.create(endpoints, config, deps);
+  policies.set(name, {
+    compile: (settings) => {
+      const config = type.parseConfig(settings);
+      return (endpoints, deps) => type.create(endpoints, config, deps);
+    },
+    slowStart: type.slowStart === true,
   });
 }
 
@@ -60,12 +69,21 @@ export function policyOf(config: LbConfig): { name: string; settings: unknown } 
   throw new Error(`unknown load balancer config: ${JSON.stringify(config)}`);
 }
 
-/** Checks an LbConfig once, at compile time; the result builds balancers for endpoint lists. */
+/**
+ * Checks an LbConfig once, at compile time; the result builds balancers for endpoint lists. With
+ * `warmup`, the policy's balancers are wrapped in slow start (see slow-start.ts).
+ */
 export function compileLbPolicy(config: LbConfig): LbPolicy {
   const { name, settings } = policyOf(config);
-  const compile = policies.get(name);
-  if (!compile) throw new Error(`unknown load balancer ${name} (registered: ${registeredBalancers().join(', ')})`);
-  return Object.freeze({ name, build: compile(settings) });
+  const policy = policies.get(name);
+  if (!policy) throw new Error(`unknown load balancer ${name} (registered: ${registeredBalancers().join(', ')})`);
+  const build = policy.compile(settings);
+  if (!('warmup' in config) || config.warmup === undefined) return Object.freeze({ name, build });
+  if (!policy.slowStart) {
+    const ramped = [...policies].filter(([, p]) => p.slowStart).map(([n]) => n);
+    throw new Error(`warmup: ${name} has no slow start (only ${ramped.join(' and ')} ramp new endpoints, as in Envoy)`);
+  }
+  return Object.freeze({ name, build: withSlowStart(build, parseSlowStartConfig(config.warmup)) });
 }
 
 /** A balancer for `endpoints` under `config`; throws on invalid config, never at pick time. */
@@ -75,8 +93,8 @@ export function createBalancer(config: LbConfig, endpoints: readonly LbEndpoint[
 
 const noSettings = (): null => null;
 
-registerBalancer('ROUND_ROBIN', { parseConfig: noSettings, create: roundRobin });
-registerBalancer('LEAST_REQUEST', { parseConfig: parseLeastRequestConfig, create: leastRequest });
+registerBalancer('ROUND_ROBIN', { parseConfig: noSettings, create: roundRobin, slowStart: true });
+registerBalancer('LEAST_REQUEST', { parseConfig: parseLeastRequestConfig, create: leastRequest, slowStart: true });
 registerBalancer('RANDOM', { parseConfig: noSettings, create: weightedRandom });
 // PASSTHROUGH means "connect to the address the caller dialled" (Envoy's ORIGINAL_DST). Until
 // original-destination routing lands, it balances as RANDOM over the cluster's endpoints.
