@@ -20,7 +20,7 @@ describe('HTTPRoute behaviour through the mesh', () => {
   const up: Record<string, Recorder> = {};
 
   before(async () => {
-    for (const n of ['flaky', 'alive', 'faulty', 'mirrored', 'shadow', 'rewritten', 'headers', 'cors', 'slow', 'fast']) up[n] = await recorder(n);
+    for (const n of ['flaky', 'alive', 'faulty', 'mirrored', 'shadow', 'rewritten', 'headers', 'cors', 'slow', 'fast', 'productpage']) up[n] = await recorder(n);
     up.hanger = await recorder('hanger', { hangAll: true });
     const deadPort = await freePort(); // nothing listens there: connect failures
     const dir = await mkdtemp(join(tmpdir(), 'weft-routing-'));
@@ -93,6 +93,9 @@ describe('HTTPRoute behaviour through the mesh', () => {
       vs('pertry', `  - retries: {attempts: 2, perTryTimeout: 200ms, retryOn: 5xx}
     route: [{destination: {host: pertry}}]
 `),
+      serviceFor('productpage', [{ name: 'productpage', port: up.productpage.port }]),
+      // Bookinfo's own ingress rules, unchanged but for the port: the edge is the ingress gateway.
+      (await readFile(new URL('../../shared/corpus/istio/bookinfo/bookinfo-gateway.yaml', import.meta.url), 'utf8')).replaceAll('number: 9080', 'number: 80'),
     ];
     await writeFile(join(dir, 'mesh', 'mesh.yaml'), docs.join('---\n'));
     weft = await weftUp(dir, ['-f', join(dir, 'mesh'), '--access-log', accessLog]);
@@ -228,6 +231,14 @@ describe('HTTPRoute behaviour through the mesh', () => {
     assert.equal(simple.headers['access-control-allow-origin'], 'https://app.example');
     const other = await send('cors', '/c', { headers: { origin: 'https://evil.example' } });
     assert.equal(other.headers['access-control-allow-origin'], undefined);
+  });
+
+  test('a Gateway selecting the ingress gateway binds its VirtualService to the edge (Bookinfo)', async () => {
+    const r = await send('bookinfo.example', '/productpage');
+    assert.equal(r.status, 200, r.body);
+    assert.equal(JSON.parse(r.body).name, 'productpage');
+    const miss = await send('bookinfo.example', '/admin');
+    assert.equal(miss.status, 404, 'the gateway rules list the paths they serve');
   });
 
   test('the access log carries Envoy response flags (URX, FI, DI, UT)', async () => {

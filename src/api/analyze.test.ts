@@ -120,3 +120,14 @@ test('loadMesh: load + analyze, diagnostics sorted by file and line', async () =
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('gateways a VirtualService binds to must exist and be served by the edge', () => {
+  const gw = (name: string, selector: string) =>
+    `apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: ${name}}\nspec:\n  selector: ${selector}\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ["*"]\n`;
+  const bound = (gateways: string) =>
+    `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec:\n  hosts: ["*"]\n  gateways: ${gateways}\n  http:\n  - directResponse: {status: 200}\n`;
+  const found = (text: string) => analyze(parseText(text, 'mesh.yaml').resources).map((d) => `${d.severity} ${d.code} ${d.path}`);
+  assert.deepEqual(found(gw('ingress', '{istio: ingressgateway}') + '---\n' + bound('[ingress, mesh]')), []);
+  assert.deepEqual(found(bound('[missing]')), ['warning UNKNOWN_GATEWAY spec.gateways[0]']);
+  assert.deepEqual(found(gw('egress', '{istio: egressgateway}') + '---\n' + bound('[default/egress]')), ['warning GATEWAY_NOT_SERVED spec.gateways[0]']);
+});

@@ -3,6 +3,7 @@ import type { Destination, DestinationRuleSpec, Diagnostic, KubeServiceSpec, Res
 import { Codes, makeDiagnostic } from './diagnostics.ts';
 import { joinPath } from './paths.ts';
 import { fqdn, hostCoveredBy, serviceFqdn, CLUSTER_DOMAIN } from './hosts.ts';
+import { EDGE_LABELS } from './edge.ts';
 
 function groupOf(apiVersion: string): string {
   const slash = apiVersion.lastIndexOf('/');
@@ -89,6 +90,24 @@ export function analyze(resources: readonly Resource[]): Diagnostic[] {
     ...virtualServices.flatMap((v) => (v.spec.hosts ?? []).map((h) => fqdn(h, v.metadata.namespace))),
   ];
   const isKnown = (host: string) => known.some((k) => hostCoveredBy(host, k));
+
+  // Gateways a VirtualService binds to: they must exist, and the edge must be what they select.
+  const gateways = new Map(resources.filter((r) => r.kind === 'Gateway').map((r) => [`${r.metadata.namespace}/${r.metadata.name}`, r]));
+  for (const vs of virtualServices) {
+    for (const [i, g] of (vs.spec.gateways ?? []).entries()) {
+      if (g === 'mesh') continue;
+      const key = g.includes('/') ? g : `${vs.metadata.namespace}/${g}`;
+      const gw = gateways.get(key);
+      const path = joinPath('spec.gateways', i);
+      if (!gw) at(vs, 'warning', Codes.UNKNOWN_GATEWAY, path, `gateway ${JSON.stringify(g)} (${key}) is not defined by any Gateway; rules bound to it apply nowhere`);
+      else {
+        const selector = (gw.spec as { selector?: Record<string, string> }).selector ?? {};
+        if (!Object.entries(selector).every(([k, v]) => EDGE_LABELS[k] === v))
+          at(vs, 'warning', Codes.GATEWAY_NOT_SERVED, path,
+            `gateway ${key} selects ${JSON.stringify(selector)}, which Weft's edge (labels ${JSON.stringify(EDGE_LABELS)}) is not; rules bound to it apply nowhere`);
+      }
+    }
+  }
 
   for (const vs of virtualServices) {
     for (const [dest, path] of destinations(vs)) {

@@ -40,6 +40,8 @@ export const Codes = {
   UNKNOWN_SUBSET: 'UNKNOWN_SUBSET',
   /** A destination host that no Service, ServiceEntry or VirtualService in the mesh defines. */
   UNKNOWN_HOST: 'UNKNOWN_HOST',
+  UNKNOWN_GATEWAY: 'UNKNOWN_GATEWAY',
+  GATEWAY_NOT_SERVED: 'GATEWAY_NOT_SERVED',
   /** Two resources of the same kind share namespace and name. */
   DUPLICATE_NAME: 'DUPLICATE_NAME',
   /** Two DestinationRules for the same host; Istio merges them, which is rarely intended. */

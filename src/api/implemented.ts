@@ -8,7 +8,6 @@ import { joinPath } from './paths.ts';
 
 /** Kinds that load and validate but are ignored as a whole. Keyed `group/Kind`. */
 export const NOT_IMPLEMENTED_KINDS: ReadonlySet<string> = new Set([
-  'networking.istio.io/Gateway',
   'networking.istio.io/Sidecar',
   'networking.istio.io/EnvoyFilter',
   'networking.istio.io/WorkloadGroup',
@@ -34,7 +33,6 @@ export interface UnimplementedField {
   readonly message?: (value: unknown) => string;
 }
 
-const notMesh = (v: unknown) => v !== 'mesh';
 
 /** Fields of implemented kinds that the proxy ignores. Keyed by kind. */
 export const NOT_IMPLEMENTED_FIELDS: Readonly<Record<string, readonly UnimplementedField[]>> = {
@@ -44,19 +42,9 @@ export const NOT_IMPLEMENTED_FIELDS: Readonly<Record<string, readonly Unimplemen
       when: (spec) => ((spec as { hosts?: unknown[] }).hosts ?? []).length === 0,
       message: () => 'a VirtualService without hosts is a delegate, used through another VirtualService\'s "delegate"; delegation is not implemented by Weft yet, so it will be ignored',
     },
-    {
-      path: 'spec.gateways[]',
-      when: notMesh,
-      message: (g) => `gateway ${JSON.stringify(g)}: Weft runs no gateways yet, so this binding is ignored (only "mesh", the sidecars, is implemented)`,
-    },
     { path: 'spec.exportTo' },
     { path: 'spec.tls' },
     { path: 'spec.tcp' },
-    {
-      path: 'spec.http[].match[].gateways[]',
-      when: notMesh,
-      message: (g) => `gateway ${JSON.stringify(g)}: Weft runs no gateways yet, so a match on it never applies`,
-    },
     { path: 'spec.http[].match[].statPrefix' },
     { path: 'spec.http[].delegate' },
     { path: 'spec.http[].redirect.prefixRewrite' },
@@ -112,6 +100,17 @@ export const NOT_IMPLEMENTED_FIELDS: Readonly<Record<string, readonly Unimplemen
       when: (spec) => (spec as { resolution?: string }).resolution === undefined,
       message: () => 'resolution is not set, so it is NONE (connect to the address the client asked for), which is valid Istio but not implemented by Weft yet; set resolution: STATIC or DNS',
     },
+  ],
+  // The edge serves a Gateway's plain HTTP servers (HTTP, HTTP2, GRPC) on its own address.
+  Gateway: [
+    {
+      path: 'spec.servers[].port.protocol',
+      when: (p) => !['HTTP', 'HTTP2', 'GRPC'].includes(String(p).toUpperCase()),
+      message: (p) => `a ${String(p)} server is not served by Weft's edge yet (only HTTP, HTTP2 and GRPC); it will be ignored`,
+    },
+    { path: 'spec.servers[].tls' },
+    { path: 'spec.servers[].bind' },
+    { path: 'spec.servers[].defaultEndpoint' },
   ],
   Service: [
     { path: 'spec.type', when: (v) => v !== 'ClusterIP' },

@@ -109,11 +109,14 @@ test('WorkloadEntry: address or network required, unix sockets without ports', (
   assert.deepEqual(we('address: 1.2.3.4\nports: {Bad_Name: 1}'), ['INVALID_VALUE spec.ports.Bad_Name']);
 });
 
-test('Gateway: validated as Istio does, then reported as not implemented', () => {
+test('Gateway: validated as Istio does; HTTP servers are served by the edge, TLS ones warn', () => {
   const gw = (spec: string, name = 'gw') => load(doc('networking.istio.io/v1', 'Gateway', spec, name));
   const ok = gw('selector: {istio: ingressgateway}\nservers:\n- port: {number: 80, name: http, protocol: HTTP}\n  hosts: ["*"]');
   assert.deepEqual(errorKeys(ok), []);
-  assert.deepEqual(warnings(ok).map((d) => d.message), ['Gateway default/gw is valid Istio configuration but not implemented by Weft yet; it will be ignored']);
+  assert.deepEqual(warnings(ok), []);
+  const tls = gw('selector: {istio: ingressgateway}\nservers:\n- port: {number: 443, name: https, protocol: HTTPS}\n  hosts: ["*"]\n  tls: {mode: SIMPLE, credentialName: c}');
+  assert.deepEqual(errorKeys(tls), []);
+  assert.deepEqual(warnings(tls).map((d) => `${d.code} ${d.path}`), ['NOT_IMPLEMENTED spec.servers[0].port.protocol', 'NOT_IMPLEMENTED spec.servers[0].tls']);
   assert.deepEqual(errorKeys(gw('servers: []')), ['REQUIRED spec.servers']);
   assert.deepEqual(errorKeys(gw('servers:\n- port: {number: 443, name: https, protocol: HTTPS}\n  hosts: [a.example.com]')), ['REQUIRED spec.servers[0].tls']);
   assert.deepEqual(errorKeys(gw('servers:\n- port: {number: 80, name: http, protocol: HTTP}\n  hosts: [shortname]')), ['INVALID_VALUE spec.servers[0].hosts[0]']);

@@ -9,7 +9,9 @@ import { relative } from 'node:path';
 import { formatDiagnostic, loadMesh } from '../api/index.ts';
 import type { Diagnostic, HTTPMatchRequest, Resource, VirtualServiceSpec, WorkloadSpec } from '../api/types.ts';
 import { buildRegistry, labelsMatch, type Registry, type WorkloadInstance } from '../registry/registry.ts';
-import { spiffe, translate } from '../translate/translate.ts';
+import { translate } from '../translate/translate.ts';
+import { spiffe } from '../translate/identity.ts';
+import { edgeProxyNode } from '../translate/gateways.ts';
 import type { ClusterConfig, LbConfig, ProxyNode, RouteConfig } from '../wire/snapshot.ts';
 import { compileSnapshot, findVirtualHost, type CompiledVirtualHost, type RuntimeConfig } from '../proxy/compile.ts';
 import { resolveTarget } from '../proxy/pipeline.ts';
@@ -46,18 +48,7 @@ Exit codes: 0 explained (a request that gets no route is explained too), 1 confi
 2 usage errors.
 `;
 
-const EDGE: ProxyNode = {
-  // As the supervisor starts it: the edge routes short names as a sidecar in `default` would.
-  id: 'weft-system/edge',
-  kind: 'edge',
-  workload: 'weft-edge',
-  namespace: 'default',
-  app: 'weft-edge',
-  version: 'unknown',
-  serviceAccount: 'weft-edge',
-  identity: spiffe('weft-system', 'weft-edge'),
-  labels: { app: 'weft-edge' },
-};
+const EDGE: ProxyNode = edgeProxyNode();
 
 const NOTE = 'endpoints as configured; not live health';
 const PLACEHOLDER = { host: '127.0.0.1', port: 0 };

@@ -12,7 +12,8 @@ import type { Resource, WorkloadSpec } from '../api/types.ts';
 import type { ProxyNode } from '../wire/snapshot.ts';
 import type { ControlPlane } from './control-plane.ts';
 import { spawnPrefixed, stopProcess, type Spawned } from './processes.ts';
-import { spiffe } from '../translate/translate.ts';
+import { spiffe } from '../translate/identity.ts';
+import { edgeProxyNode } from '../translate/gateways.ts';
 
 const PROXY_MAIN = fileURLToPath(new URL('../proxy/main.ts', import.meta.url));
 const MAX_BACKOFF_MS = 30_000;
@@ -66,18 +67,7 @@ export class Supervisor {
 
   /** Start the edge proxy on `bind`; resolves when it has connected. */
   async startEdge(bind: string): Promise<void> {
-    const node: ProxyNode = {
-      id: 'weft-system/edge',
-      kind: 'edge',
-      workload: 'weft-edge',
-      // The edge routes short names as a sidecar in the default namespace would.
-      namespace: 'default',
-      app: 'weft-edge',
-      version: 'unknown',
-      serviceAccount: 'weft-edge',
-      identity: spiffe('weft-system', 'weft-edge'),
-      labels: { app: 'weft-edge' },
-    };
+    const node = edgeProxyNode();
     const token = randomBytes(16).toString('hex');
     this.o.control.registerProxy({ node, token });
     const connected = this.waitConnected(node.id);

@@ -5,6 +5,7 @@ import { parseText } from '../api/index.ts';
 import { buildRegistry, type WorkloadInstance } from '../registry/registry.ts';
 import type { ProxyNode } from '../wire/snapshot.ts';
 import { translate } from './translate.ts';
+import { edgeProxyNode } from './gateways.ts';
 
 const dir = new URL('./testdata/', import.meta.url);
 
@@ -107,4 +108,32 @@ test('translation is pure: same input, same snapshot', async () => {
   const a = translate({ resources, registry: buildRegistry(resources, instances), proxy: node('client'), version: 3 });
   const b = translate({ resources, registry: buildRegistry(resources, instances), proxy: node('client'), version: 3 });
   assert.deepEqual(a, b);
+});
+
+test('the edge serves Gateway-bound rules for the hosts its Gateway accepts; sidecars do not get them', async () => {
+  const text = `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: ingress}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: ["*.example.com"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: public}
+spec:
+  hosts: [api.example.com, other.test]
+  gateways: [ingress]
+  http:
+  - directResponse: {status: 204}
+`;
+  const { resources } = parseText(text, 'gw.yaml');
+  const registry = buildRegistry(resources, []);
+  const edge = translate({ resources, registry, proxy: edgeProxyNode(), version: 1 });
+  assert.deepEqual(edge.outbound.virtualHosts.map((v) => v.name), ['api.example.com:80'], 'other.test is not a host the Gateway accepts');
+  const sidecar = translate({ resources, registry, proxy: node('client'), version: 1 });
+  assert.deepEqual(sidecar.outbound.virtualHosts, []);
 });

@@ -29,6 +29,8 @@ import {
   type VirtualHostConfig,
 } from '../wire/snapshot.ts';
 import { domainsFor } from './domains.ts';
+import { boundGateways, gatewayServesHost, matchGatewaysApply, virtualServiceBinding, type BoundGateways } from './gateways.ts';
+import { spiffe } from './identity.ts';
 import { corsConfig, faultConfig, headerOps, mirrorTargets, redirectConfig, retryPolicy, rewriteConfig } from './route-action.ts';
 import { findDestinationRule, lbPolicy } from './destination-rule.ts';
 
@@ -43,10 +45,15 @@ export interface TranslateInput {
 
 export function translate(input: TranslateInput): ProxySnapshot {
   const { resources, registry, proxy } = input;
-  const virtualServices = resources.filter(
-    (r): r is Resource<VirtualServiceSpec> =>
-      r.kind === 'VirtualService' && appliesToMesh(r.spec as VirtualServiceSpec),
-  );
+  const bound = boundGateways(resources, proxy);
+  // Gateway-bound rules first, so at the edge they win over mesh rules for the same host.
+  const binding = new Map<Resource<VirtualServiceSpec>, 'mesh' | 'gateway'>();
+  for (const r of resources) {
+    if (r.kind !== 'VirtualService') continue;
+    const b = virtualServiceBinding(r as Resource<VirtualServiceSpec>, proxy, bound);
+    if (b) binding.set(r as Resource<VirtualServiceSpec>, b);
+  }
+  const virtualServices = [...binding.keys()].sort((a, b) => (binding.get(a) === 'gateway' ? 0 : 1) - (binding.get(b) === 'gateway' ? 0 : 1));
   const destinationRules = resources.filter((r): r is Resource<DestinationRuleSpec> => r.kind === 'DestinationRule');
   const clusters = new Map<string, ClusterConfig>();
 
@@ -95,10 +102,14 @@ export function translate(input: TranslateInput): ProxySnapshot {
     return c !== undefined && 'consistentHash' in c.lb;
   };
 
+  const ctx: RouteContext = { registry, proxy, bound, clusterFor, isConsistentHash };
+
   // The first VirtualService (in file order) that claims a host owns it, as in Istio.
   const vsByHost = new Map<string, Resource<VirtualServiceSpec>>();
   for (const vs of virtualServices)
     for (const h of vs.spec.hosts ?? []) {
+      // At a gateway, only the hosts its servers accept.
+      if (binding.get(vs) === 'gateway' && !gatewayServesHost(h, vs.metadata.namespace, bound)) continue;
       const host = fqdn(h, vs.metadata.namespace);
       if (!vsByHost.has(host)) vsByHost.set(host, vs);
     }
@@ -109,7 +120,7 @@ export function translate(input: TranslateInput): ProxySnapshot {
     for (const sp of service.ports) {
       const vs = vsByHost.get(service.host);
       const routes = vs
-        ? routesFrom(vs, service.host, sp, registry, proxy, clusterFor, isConsistentHash)
+        ? routesFrom(vs, service.host, sp, ctx)
         : [defaultRoute(service, sp, clusterFor(service.host, sp.port, undefined), isConsistentHash)];
       virtualHosts.push({
         name: `${service.host}:${sp.port}`,
@@ -126,7 +137,7 @@ export function translate(input: TranslateInput): ProxySnapshot {
     virtualHosts.push({
       name: `${host}:80`,
       domains: domainsFor({ host, name: host.split('.')[0], namespace: vs.metadata.namespace, ports: [sp] }, sp, proxy.namespace),
-      routes: routesFrom(vs, host, sp, registry, proxy, clusterFor, isConsistentHash),
+      routes: routesFrom(vs, host, sp, ctx),
     });
   }
 
@@ -140,13 +151,7 @@ export function translate(input: TranslateInput): ProxySnapshot {
   };
 }
 
-export function spiffe(namespace: string, serviceAccount: string): string {
-  return `spiffe://cluster.local/ns/${namespace}/sa/${serviceAccount}`;
-}
-
-function appliesToMesh(spec: VirtualServiceSpec): boolean {
-  return !spec.gateways || spec.gateways.length === 0 || spec.gateways.includes('mesh');
-}
+export { spiffe } from './identity.ts';
 
 function defaultRoute(
   service: ServiceInfo,
@@ -162,26 +167,28 @@ function defaultRoute(
   };
 }
 
-function routesFrom(
-  vs: Resource<VirtualServiceSpec>,
-  vhostHost: string,
-  sp: ServicePortInfo,
-  registry: Registry,
-  proxy: ProxyNode,
-  clusterFor: (host: string, port: number, subset: string | undefined) => string,
-  isConsistentHash: (cluster: string) => boolean,
-): RouteConfig[] {
+/** What building one proxy's routes needs, besides the route itself. */
+interface RouteContext {
+  registry: Registry;
+  proxy: ProxyNode;
+  bound: BoundGateways;
+  clusterFor: (host: string, port: number, subset: string | undefined) => string;
+  isConsistentHash: (cluster: string) => boolean;
+}
+
+function routesFrom(vs: Resource<VirtualServiceSpec>, vhostHost: string, sp: ServicePortInfo, ctx: RouteContext): RouteConfig[] {
+  const { proxy, bound } = ctx;
   const out: RouteConfig[] = [];
   (vs.spec.http ?? []).forEach((http, i) => {
     // sourceLabels / sourceNamespace / gateways pick which proxies get a match, per proxy, not per request.
     let match: MatchConfig[] = [];
     if (http.match && http.match.length > 0) {
-      const forThisProxy = http.match.filter((m) => matchAppliesTo(m, proxy));
+      const forThisProxy = http.match.filter((m) => matchAppliesTo(m, proxy) && matchGatewaysApply(m, vs.metadata.namespace, bound));
       if (forThisProxy.length === 0) return; // no match item applies to this proxy: the route is not here
       match = forThisProxy.map(matchConfig);
     }
     const name = `${vs.metadata.namespace}/${vs.metadata.name}/${http.name ?? i}`;
-    const action = routeAction(http, vs.metadata.namespace, vhostHost, sp, registry, clusterFor, isConsistentHash);
+    const action = routeAction(http, vs.metadata.namespace, vhostHost, sp, ctx);
     if (action) out.push({ name, match, action });
   });
   return out;
@@ -190,7 +197,6 @@ function routesFrom(
 function matchAppliesTo(m: HTTPMatchRequest, proxy: ProxyNode): boolean {
   if (m.sourceLabels && !labelsMatch(m.sourceLabels, proxy.labels)) return false;
   if (m.sourceNamespace && m.sourceNamespace !== proxy.namespace) return false;
-  if (m.gateways && m.gateways.length > 0 && !m.gateways.includes('mesh')) return false;
   return true;
 }
 
@@ -199,9 +205,7 @@ function routeAction(
   vsNamespace: string,
   vhostHost: string,
   sp: ServicePortInfo,
-  registry: Registry,
-  clusterFor: (host: string, port: number, subset: string | undefined) => string,
-  isConsistentHash: (cluster: string) => boolean,
+  { registry, clusterFor, isConsistentHash }: RouteContext,
 ): RouteConfig['action'] | undefined {
   const headers = headerOps(http.headers);
   const cors = corsConfig(http);
