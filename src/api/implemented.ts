@@ -37,16 +37,10 @@ export interface UnimplementedField {
 /** Fields of implemented kinds that the proxy ignores. Keyed by kind. */
 export const NOT_IMPLEMENTED_FIELDS: Readonly<Record<string, readonly UnimplementedField[]>> = {
   VirtualService: [
-    {
-      path: 'spec',
-      when: (spec) => ((spec as { hosts?: unknown[] }).hosts ?? []).length === 0,
-      message: () => 'a VirtualService without hosts is a delegate, used through another VirtualService\'s "delegate"; delegation is not implemented by Weft yet, so it will be ignored',
-    },
     { path: 'spec.exportTo' },
     { path: 'spec.tls' },
     { path: 'spec.tcp' },
     { path: 'spec.http[].match[].statPrefix' },
-    { path: 'spec.http[].delegate' },
     { path: 'spec.http[].redirect.prefixRewrite' },
     { path: 'spec.http[].retries.retryRemoteLocalities' },
   ],

@@ -137,3 +137,47 @@ spec:
   const sidecar = translate({ resources, registry, proxy: node('client'), version: 1 });
   assert.deepEqual(sidecar.outbound.virtualHosts, []);
 });
+
+test('delegate: the root route is replaced by the delegate’s routes, matches merged, conflicts dropped', async () => {
+  const text = `
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: team}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: root}
+spec:
+  hosts: [reviews.team.svc.cluster.local]
+  http:
+  - name: to-team
+    match: [{uri: {prefix: /reviews}, headers: {x-tier: {exact: gold}}}]
+    delegate: {name: reviews-routes, namespace: team}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-routes, namespace: team}
+spec:
+  http:
+  - name: v2
+    match: [{uri: {prefix: /reviews/v2}}]
+    route: [{destination: {host: reviews}}]
+  - name: outside
+    match: [{uri: {prefix: /ratings}}]
+    route: [{destination: {host: reviews}}]
+  - name: rest
+    route: [{destination: {host: reviews}}]
+`;
+  const { resources, diagnostics } = parseText(text, 'delegate.yaml');
+  assert.deepEqual(diagnostics.filter((d) => d.severity === 'error'), []);
+  const snap = translate({ resources, registry: buildRegistry(resources, []), proxy: node('client'), version: 1 });
+  const vh = snap.outbound.virtualHosts.find((v) => v.name === 'reviews.team.svc.cluster.local:80')!;
+  assert.deepEqual(vh.routes.map((r) => r.name), ['default/root/to-team/team/reviews-routes/v2', 'default/root/to-team/team/reviews-routes/rest']);
+  assert.deepEqual(vh.routes[0].match, [{ uri: { prefix: '/reviews/v2' }, headers: [{ name: 'x-tier', match: { exact: 'gold' } }] }]);
+  assert.deepEqual(vh.routes[1].match, [{ uri: { prefix: '/reviews' }, headers: [{ name: 'x-tier', match: { exact: 'gold' } }] }]);
+  const action = vh.routes[0].action;
+  assert.equal(action.kind === 'route' && action.destinations[0].cluster, 'outbound|80||reviews.team.svc.cluster.local', 'the delegate’s short host resolves in its own namespace');
+});

@@ -31,6 +31,7 @@ import {
 import { domainsFor } from './domains.ts';
 import { boundGateways, gatewayServesHost, matchGatewaysApply, virtualServiceBinding, type BoundGateways } from './gateways.ts';
 import { spiffe } from './identity.ts';
+import { mergeMatches } from './delegate.ts';
 import { corsConfig, faultConfig, headerOps, mirrorTargets, redirectConfig, retryPolicy, rewriteConfig } from './route-action.ts';
 import { findDestinationRule, lbPolicy } from './destination-rule.ts';
 
@@ -102,7 +103,12 @@ export function translate(input: TranslateInput): ProxySnapshot {
     return c !== undefined && 'consistentHash' in c.lb;
   };
 
-  const ctx: RouteContext = { registry, proxy, bound, clusterFor, isConsistentHash };
+  const delegates = new Map(
+    resources
+      .filter((r): r is Resource<VirtualServiceSpec> => r.kind === 'VirtualService' && ((r.spec as VirtualServiceSpec).hosts ?? []).length === 0)
+      .map((r) => [`${r.metadata.namespace}/${r.metadata.name}`, r]),
+  );
+  const ctx: RouteContext = { registry, proxy, bound, delegates, clusterFor, isConsistentHash };
 
   // The first VirtualService (in file order) that claims a host owns it, as in Istio.
   const vsByHost = new Map<string, Resource<VirtualServiceSpec>>();
@@ -170,6 +176,8 @@ function defaultRoute(
 /** What building one proxy's routes needs, besides the route itself. */
 interface RouteContext {
   registry: Registry;
+  /** VirtualServices without hosts, by `namespace/name`: the targets of `delegate`. */
+  delegates: ReadonlyMap<string, Resource<VirtualServiceSpec>>;
   proxy: ProxyNode;
   bound: BoundGateways;
   clusterFor: (host: string, port: number, subset: string | undefined) => string;
@@ -177,21 +185,46 @@ interface RouteContext {
 }
 
 function routesFrom(vs: Resource<VirtualServiceSpec>, vhostHost: string, sp: ServicePortInfo, ctx: RouteContext): RouteConfig[] {
-  const { proxy, bound } = ctx;
   const out: RouteConfig[] = [];
   (vs.spec.http ?? []).forEach((http, i) => {
-    // sourceLabels / sourceNamespace / gateways pick which proxies get a match, per proxy, not per request.
-    let match: MatchConfig[] = [];
-    if (http.match && http.match.length > 0) {
-      const forThisProxy = http.match.filter((m) => matchAppliesTo(m, proxy) && matchGatewaysApply(m, vs.metadata.namespace, bound));
-      if (forThisProxy.length === 0) return; // no match item applies to this proxy: the route is not here
-      match = forThisProxy.map(matchConfig);
-    }
     const name = `${vs.metadata.namespace}/${vs.metadata.name}/${http.name ?? i}`;
-    const action = routeAction(http, vs.metadata.namespace, vhostHost, sp, ctx);
-    if (action) out.push({ name, match, action });
+    if (!http.delegate) {
+      const route = routeFrom(http, http.match, name, vs.metadata.namespace, vhostHost, sp, ctx);
+      if (route) out.push(route);
+      return;
+    }
+    // The delegate's routes take this route's place, their matches merged into its matches;
+    // their destinations resolve in the delegate's namespace.
+    const ns = http.delegate.namespace ?? vs.metadata.namespace;
+    const child = ctx.delegates.get(`${ns}/${http.delegate.name}`);
+    (child?.spec.http ?? []).forEach((ch, j) => {
+      const merged = mergeMatches(http.match, ch.match);
+      if (merged.length === 0) return;
+      const route = routeFrom(ch, merged, `${name}/${ns}/${http.delegate!.name}/${ch.name ?? j}`, ns, vhostHost, sp, ctx);
+      if (route) out.push(route);
+    });
   });
   return out;
+}
+
+function routeFrom(
+  http: HTTPRoute,
+  matches: HTTPMatchRequest[] | undefined,
+  name: string,
+  namespace: string,
+  vhostHost: string,
+  sp: ServicePortInfo,
+  ctx: RouteContext,
+): RouteConfig | undefined {
+  // sourceLabels / sourceNamespace / gateways pick which proxies get a match, per proxy, not per request.
+  let match: MatchConfig[] = [];
+  if (matches && matches.length > 0) {
+    const forThisProxy = matches.filter((m) => matchAppliesTo(m, ctx.proxy) && matchGatewaysApply(m, namespace, ctx.bound));
+    if (forThisProxy.length === 0) return undefined; // no match item applies to this proxy: the route is not here
+    match = forThisProxy.map(matchConfig);
+  }
+  const action = routeAction(http, namespace, vhostHost, sp, ctx);
+  return action ? { name, match, action } : undefined;
 }
 
 function matchAppliesTo(m: HTTPMatchRequest, proxy: ProxyNode): boolean {
