@@ -20,7 +20,7 @@ describe('HTTPRoute behaviour through the mesh', () => {
   const up: Record<string, Recorder> = {};
 
   before(async () => {
-    for (const n of ['flaky', 'alive', 'faulty', 'mirrored', 'shadow', 'rewritten', 'headers', 'cors', 'slow', 'fast', 'productpage']) up[n] = await recorder(n);
+    for (const n of ['flaky', 'alive', 'faulty', 'mirrored', 'shadow', 'rewritten', 'headers', 'cors', 'slow', 'fast', 'productpage', 'hosted-llm']) up[n] = await recorder(n);
     up.hanger = await recorder('hanger', { hangAll: true });
     const deadPort = await freePort(); // nothing listens there: connect failures
     const dir = await mkdtemp(join(tmpdir(), 'weft-routing-'));
@@ -93,6 +93,8 @@ describe('HTTPRoute behaviour through the mesh', () => {
       vs('pertry', `  - retries: {attempts: 2, perTryTimeout: 200ms, retryOn: 5xx}
     route: [{destination: {host: pertry}}]
 `),
+      // A model outside the mesh, by DNS name (what a hosted LLM API looks like to the mesh).
+      `apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: hosted-llm}\nspec:\n  hosts: [llm.api.example]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: DNS\n  endpoints: [{address: localhost, ports: {http: ${up['hosted-llm'].port}}}]\n`,
       serviceFor('productpage', [{ name: 'productpage', port: up.productpage.port }]),
       // Bookinfo's own ingress rules, unchanged but for the port: the edge is the ingress gateway.
       (await readFile(new URL('../../shared/corpus/istio/bookinfo/bookinfo-gateway.yaml', import.meta.url), 'utf8')).replaceAll('number: 9080', 'number: 80'),
@@ -239,6 +241,26 @@ describe('HTTPRoute behaviour through the mesh', () => {
     assert.equal(JSON.parse(r.body).name, 'productpage');
     const miss = await send('bookinfo.example', '/admin');
     assert.equal(miss.status, 404, 'the gateway rules list the paths they serve');
+  });
+
+  test('a ServiceEntry with DNS resolution reaches a model outside the mesh by name', async () => {
+    const r = await send('llm.api.example', '/v1/models');
+    assert.equal(r.status, 200, r.body);
+    assert.equal(JSON.parse(r.body).name, 'hosted-llm');
+  });
+
+  test('trace context and request ids pass through; the edge sets x-forwarded-for and -proto', async () => {
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const withId = JSON.parse((await send('headers', '/t', { headers: { traceparent, tracestate: 'a=1', 'x-b3-traceid': 'abc', 'x-b3-spanid': 'def', b3: 'abc-def-1', 'x-request-id': 'req-1' } })).body).headers;
+    assert.equal(withId.traceparent, traceparent);
+    assert.equal(withId.tracestate, 'a=1');
+    assert.equal(withId['x-b3-traceid'], 'abc');
+    assert.equal(withId.b3, 'abc-def-1');
+    assert.equal(withId['x-request-id'], 'req-1', 'an x-request-id is kept');
+    assert.equal(withId['x-forwarded-proto'], 'http');
+    assert.equal(withId['x-forwarded-for'], '127.0.0.1');
+    const generated = JSON.parse((await send('headers', '/t')).body).headers['x-request-id'];
+    assert.match(generated, /^[0-9a-f-]{36}$/, 'one is generated when absent');
   });
 
   test('the access log carries Envoy response flags (URX, FI, DI, UT)', async () => {
