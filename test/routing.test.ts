@@ -20,7 +20,7 @@ describe('HTTPRoute behaviour through the mesh', () => {
   const up: Record<string, Recorder> = {};
 
   before(async () => {
-    for (const n of ['flaky', 'alive', 'faulty', 'mirrored', 'shadow', 'rewritten', 'headers', 'cors', 'slow', 'fast', 'productpage', 'hosted-llm']) up[n] = await recorder(n);
+    for (const n of ['flaky', 'alive', 'faulty', 'mirrored', 'shadow', 'rewritten', 'headers', 'cors', 'slow', 'fast', 'productpage', 'hosted-llm', 'kv-a', 'kv-b', 'kv-c', 'a100', 't4']) up[n] = await recorder(n);
     up.hanger = await recorder('hanger', { hangAll: true });
     const deadPort = await freePort(); // nothing listens there: connect failures
     const dir = await mkdtemp(join(tmpdir(), 'weft-routing-'));
@@ -95,6 +95,11 @@ describe('HTTPRoute behaviour through the mesh', () => {
 `),
       // A model outside the mesh, by DNS name (what a hosted LLM API looks like to the mesh).
       `apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: hosted-llm}\nspec:\n  hosts: [llm.api.example]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: DNS\n  endpoints: [{address: localhost, ports: {http: ${up['hosted-llm'].port}}}]\n`,
+      serviceFor('llm', [{ name: 'kv-a', port: up['kv-a'].port }, { name: 'kv-b', port: up['kv-b'].port }, { name: 'kv-c', port: up['kv-c'].port }]),
+      `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: llm}\nspec:\n  host: llm\n  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-session-id, maglev: {tableSize: 65537}}}}\n`,
+      serviceFor('gpus', [{ name: 'a100', port: up.a100.port, weight: 3 }, { name: 't4', port: up.t4.port, weight: 1 }]),
+      serviceFor('gpus-rr', [{ name: 'a100-rr', port: up.a100.port, weight: 3 }, { name: 't4-rr', port: up.t4.port, weight: 1 }]),
+      `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: gpus-rr}\nspec:\n  host: gpus-rr\n  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}\n`,
       serviceFor('productpage', [{ name: 'productpage', port: up.productpage.port }]),
       // Bookinfo's own ingress rules, unchanged but for the port: the edge is the ingress gateway.
       (await readFile(new URL('../../shared/corpus/istio/bookinfo/bookinfo-gateway.yaml', import.meta.url), 'utf8')).replaceAll('number: 9080', 'number: 80'),
@@ -241,6 +246,44 @@ describe('HTTPRoute behaviour through the mesh', () => {
     assert.equal(JSON.parse(r.body).name, 'productpage');
     const miss = await send('bookinfo.example', '/admin');
     assert.equal(miss.status, 404, 'the gateway rules list the paths they serve');
+  });
+
+  test('consistent hash: every request of a session reaches the same replica while the set is stable', async () => {
+    const bySession = new Map<string, Set<string>>();
+    for (let round = 0; round < 20; round++)
+      for (let u = 0; u < 15; u++) {
+        const r = await send('llm', '/v1/chat/completions', { headers: { 'x-session-id': `user-${u}` } });
+        const name = JSON.parse(r.body).name as string;
+        bySession.set(`user-${u}`, (bySession.get(`user-${u}`) ?? new Set()).add(name));
+      }
+    for (const [session, replicas] of bySession) assert.equal(replicas.size, 1, `${session} went to ${[...replicas]}`);
+    const used = new Set([...bySession.values()].flatMap((s) => [...s]));
+    assert.ok(used.size >= 2, 'sessions spread over the replicas');
+  });
+
+  const shareOfA100 = async (host: string, concurrency: number) => {
+    const counts: Record<string, number> = {};
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < 4000) {
+          next++;
+          const name = JSON.parse((await send(host, '/infer')).body).name as string;
+          counts[name] = (counts[name] ?? 0) + 1;
+        }
+      }),
+    );
+    return { share: (counts.a100 ?? 0) / 4000, counts };
+  };
+
+  test('endpoint weights (mixed GPUs): 3:1 within ±3 points over 4000 requests', async () => {
+    // Weighted round robin holds the ratio under any concurrency.
+    const rr = await shareOfA100('gpus-rr', 8);
+    assert.ok(Math.abs(rr.share - 0.75) <= 0.03, `ROUND_ROBIN ${JSON.stringify(rr.counts)}`);
+    // Weighted least request (Envoy's weight / (active + 1)) gives the ratio when endpoints are
+    // idle; under load it also steers by in-flight requests, as Envoy's does.
+    const lr = await shareOfA100('gpus', 1);
+    assert.ok(Math.abs(lr.share - 0.75) <= 0.03, `LEAST_REQUEST ${JSON.stringify(lr.counts)}`);
   });
 
   test('a ServiceEntry with DNS resolution reaches a model outside the mesh by name', async () => {
