@@ -10,6 +10,7 @@ import { peerAuthentication } from './peerauthentication.ts';
 import { authorizationPolicy } from './authorizationpolicy.ts';
 import { service } from './service.ts';
 import { workload } from './workload.ts';
+import { fallbackPolicy } from './fallbackpolicy.ts';
 
 /** A kind Weft recognises but does not look into: its spec only has to be a map. */
 function opaque(group: string, kind: string, versions: string[], origin: string): KindDef {
@@ -26,6 +27,7 @@ export const KINDS: readonly KindDef[] = [
   authorizationPolicy,
   service,
   workload,
+  fallbackPolicy,
   opaque('networking.istio.io', 'Sidecar', ['v1', 'v1beta1', 'v1alpha3'], 'Istio'),
   opaque('networking.istio.io', 'EnvoyFilter', ['v1alpha3'], 'Istio'),
   opaque('networking.istio.io', 'WorkloadGroup', ['v1', 'v1beta1', 'v1alpha3'], 'Istio'),
@@ -34,7 +36,6 @@ export const KINDS: readonly KindDef[] = [
   opaque('telemetry.istio.io', 'Telemetry', ['v1', 'v1alpha1'], 'Istio'),
   opaque('security.istio.io', 'RequestAuthentication', ['v1', 'v1beta1'], 'Istio'),
   opaque('flagger.app', 'Canary', ['v1beta1'], 'Flagger'),
-  opaque('weft.dev', 'FallbackPolicy', ['v1alpha1'], 'Weft'),
 ];
 
 // Kubernetes API groups whose kinds (Deployment, ConfigMap, Ingress...) commonly sit next to
