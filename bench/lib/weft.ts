@@ -1,0 +1,79 @@
+// Runs `weft up` for the benchmark and finds the processes on each path with `weft status -o json`.
+
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { adoptGroup, startProcess, stopProcess, type Started } from './procs.ts';
+
+export interface WeftProxyStatus {
+  id: string;
+  workload: string;
+  pid: number | null;
+  appPid: number | null;
+  synced: boolean;
+  listeners: { inbound: string | null; outbound: string | null; admin: string | null };
+}
+
+export interface RunningWeft {
+  proc: Started;
+  edge: string;
+  stateDir: string;
+  status(): Promise<WeftProxyStatus[]>;
+  /** The proxy with this id, from the latest status (throws when absent). */
+  proxy(id: string): Promise<WeftProxyStatus>;
+  stop(): Promise<void>;
+}
+
+export interface WeftUpOptions {
+  /** The Weft checkout to run (its bin/weft.js). */
+  root: string;
+  meshDir: string;
+  edgePort: number;
+  stateDir: string;
+  /** CPU for the whole `weft up` tree (control plane and every proxy). */
+  cpu?: number;
+  env?: NodeJS.ProcessEnv;
+  readyTimeoutMs?: number;
+}
+
+export async function weftUp(o: WeftUpOptions): Promise<RunningWeft> {
+  const weft = join(o.root, 'bin', 'weft.js');
+  const edge = `127.0.0.1:${o.edgePort}`;
+  const proc = startProcess('weft up', process.execPath, [weft, 'up', '-f', o.meshDir, '--edge', edge, '--state-dir', o.stateDir], {
+    cpu: o.cpu,
+    cwd: o.meshDir,
+    env: o.env,
+  });
+  const status = async (): Promise<WeftProxyStatus[]> => {
+    const { stdout } = await promisify(execFile)(process.execPath, [weft, 'status', '-o', 'json', '--state-dir', o.stateDir], {
+      timeout: 15_000,
+    });
+    return (JSON.parse(stdout) as { proxies: WeftProxyStatus[] }).proxies;
+  };
+  const running: RunningWeft = {
+    proc,
+    edge,
+    stateDir: o.stateDir,
+    status,
+    async proxy(id) {
+      const p = (await status()).find((x) => x.id === id);
+      if (!p || p.pid === null) throw new Error(`weft status lists no running proxy ${id}`);
+      return p;
+    },
+    async stop() {
+      // weft up drains and stops everything it started on SIGTERM; the group kill after the grace
+      // period and the adopted app groups cover a weft that cannot.
+      await stopProcess(proc, 20_000);
+    },
+  };
+  try {
+    await proc.waitFor(/weft: ready/, o.readyTimeoutMs ?? 60_000);
+    // Workloads run in their own process groups: remember them so they are stopped even if
+    // weft up itself cannot stop them.
+    for (const p of await status()) if (p.appPid) adoptGroup(p.appPid);
+  } catch (err) {
+    await running.stop();
+    throw err;
+  }
+  return running;
+}
