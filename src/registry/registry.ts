@@ -130,15 +130,27 @@ export function buildRegistry(resources: readonly Resource[], instances: readonl
       sidecar: true,
     }));
 
+  // Selector matching only looks at endpoints of the service's namespace, and each service's
+  // endpoints are worked out once per registry, however many clusters and proxies ask.
+  const byNamespace = new Map<string, EndpointInfo[]>();
+  for (const e of [...instanceEndpoints, ...workloadEntries]) {
+    const list = byNamespace.get(e.namespace);
+    if (list) list.push(e);
+    else byNamespace.set(e.namespace, [e]);
+  }
+  const cache = new Map<ServiceInfo, EndpointInfo[]>();
   return {
     services,
     endpoints(service) {
-      const selected = service.selector
-        ? [...instanceEndpoints, ...workloadEntries].filter(
-            (e) => e.namespace === service.namespace && labelsMatch(service.selector!, e.labels),
-          )
-        : [];
-      return [...service.staticEndpoints, ...selected];
+      let out = cache.get(service);
+      if (!out) {
+        const selected = service.selector
+          ? (byNamespace.get(service.namespace) ?? []).filter((e) => labelsMatch(service.selector!, e.labels))
+          : [];
+        out = [...service.staticEndpoints, ...selected];
+        cache.set(service, out);
+      }
+      return out;
     },
   };
 }

@@ -15,22 +15,39 @@ export function findDestinationRule(
   host: string,
   clientNamespace: string,
 ): Resource<DestinationRuleSpec> | undefined {
-  let best: Resource<DestinationRuleSpec> | undefined;
-  let bestScore = -1;
+  return destinationRuleIndex(rules, clientNamespace)(host);
+}
+
+/**
+ * The same choice as findDestinationRule, with each rule's host resolved once: exact hosts in a
+ * map, wildcards in a short list. Translation asks once per cluster, so with a thousand rules a
+ * scan per question would dominate it.
+ */
+export function destinationRuleIndex(
+  rules: readonly Resource<DestinationRuleSpec>[],
+  clientNamespace: string,
+): (host: string) => Resource<DestinationRuleSpec> | undefined {
+  const exact = new Map<string, Resource<DestinationRuleSpec>>();
+  const wildcards: Array<{ suffix: string; length: number; rule: Resource<DestinationRuleSpec> }> = [];
+  const better = (a: Resource<DestinationRuleSpec> | undefined, b: Resource<DestinationRuleSpec>) =>
+    // The client's own namespace wins a tie; otherwise the first in file order stays.
+    !a || (b.metadata.namespace === clientNamespace && a.metadata.namespace !== clientNamespace);
   for (const r of rules) {
     const h = fqdn(r.spec.host, r.metadata.namespace);
-    let score: number;
-    if (h === host) score = 1_000_000;
-    else if (h === '*') score = 1;
-    else if (h.startsWith('*.') && host.endsWith(h.slice(1))) score = h.length;
-    else continue;
-    score = score * 2 + (r.metadata.namespace === clientNamespace ? 1 : 0);
-    if (score > bestScore) {
-      best = r;
-      bestScore = score;
-    }
+    if (h === '*') wildcards.push({ suffix: '', length: 1, rule: r });
+    else if (h.startsWith('*.')) wildcards.push({ suffix: h.slice(1), length: h.length, rule: r });
+    else if (better(exact.get(h), r)) exact.set(h, r);
   }
-  return best;
+  return (host) => {
+    const hit = exact.get(host);
+    if (hit) return hit;
+    let best: (typeof wildcards)[number] | undefined;
+    for (const w of wildcards) {
+      if (!host.endsWith(w.suffix)) continue;
+      if (!best || w.length > best.length || (w.length === best.length && better(best.rule, w.rule))) best = w;
+    }
+    return best?.rule;
+  };
 }
 
 /**
