@@ -109,13 +109,14 @@ test('policies Weft does not implement yet are warned about, field by field', ()
   assert.deepEqual(errorKeys(result), []);
   assert.deepEqual(warnings(result).map((d) => `${d.code} ${d.path}`), [
     'NOT_IMPLEMENTED spec.trafficPolicy.loadBalancer.simple',
-    'NOT_IMPLEMENTED spec.trafficPolicy.connectionPool',
+    'NOT_IMPLEMENTED spec.trafficPolicy.connectionPool.tcp',
     'NOT_IMPLEMENTED spec.trafficPolicy.outlierDetection',
-    'NOT_IMPLEMENTED spec.trafficPolicy.tls',
+    // ISTIO_MUTUAL comes with mTLS; SIMPLE (TLS origination) is implemented.
+    'NOT_IMPLEMENTED spec.trafficPolicy.tls.mode',
     // Warmup and port-level load balancing are implemented; a port's connectionPool is not.
-    'NOT_IMPLEMENTED spec.trafficPolicy.portLevelSettings[0].connectionPool',
+    'NOT_IMPLEMENTED spec.trafficPolicy.portLevelSettings[0].connectionPool.tcp',
     // The subset's loadBalancer (cookie attributes included) is implemented; its connectionPool is not.
-    'NOT_IMPLEMENTED spec.subsets[0].trafficPolicy.connectionPool',
+    'NOT_IMPLEMENTED spec.subsets[0].trafficPolicy.connectionPool.tcp',
   ]);
 });
 

@@ -47,40 +47,28 @@ export const NOT_IMPLEMENTED_FIELDS: Readonly<Record<string, readonly Unimplemen
   DestinationRule: [
     { path: 'spec.exportTo' },
     { path: 'spec.workloadSelector' },
-    // A subset's loadBalancer is implemented (it overrides the rule's); the rest of its policy is not.
-    // Port-level settings: their loadBalancer is implemented (it replaces the policy's for the port).
-    { path: 'spec.subsets[].trafficPolicy.connectionPool' },
-    { path: 'spec.subsets[].trafficPolicy.outlierDetection' },
-    { path: 'spec.subsets[].trafficPolicy.tls' },
-    { path: 'spec.subsets[].trafficPolicy.portLevelSettings[].connectionPool' },
-    { path: 'spec.subsets[].trafficPolicy.portLevelSettings[].outlierDetection' },
-    { path: 'spec.subsets[].trafficPolicy.portLevelSettings[].tls' },
-    { path: 'spec.subsets[].trafficPolicy.portLevelSettings[].loadBalancer.simple', when: (v) => v === 'PASSTHROUGH' },
-    { path: 'spec.subsets[].trafficPolicy.portLevelSettings[].loadBalancer.localityLbSetting' },
-    { path: 'spec.subsets[].trafficPolicy.portLevelSettings[].loadBalancer.zoneAwareLbSetting' },
-    { path: 'spec.subsets[].trafficPolicy.tunnel' },
-    { path: 'spec.subsets[].trafficPolicy.proxyProtocol' },
-    { path: 'spec.subsets[].trafficPolicy.retryBudget' },
-    { path: 'spec.subsets[].trafficPolicy.loadBalancer.simple', when: (v) => v === 'PASSTHROUGH' },
-    { path: 'spec.subsets[].trafficPolicy.loadBalancer.localityLbSetting' },
-    { path: 'spec.subsets[].trafficPolicy.loadBalancer.zoneAwareLbSetting' },
-    { path: 'spec.trafficPolicy.connectionPool' },
-    { path: 'spec.trafficPolicy.outlierDetection' },
-    { path: 'spec.trafficPolicy.tls' },
-    { path: 'spec.trafficPolicy.portLevelSettings[].connectionPool' },
-    { path: 'spec.trafficPolicy.portLevelSettings[].outlierDetection' },
-    { path: 'spec.trafficPolicy.portLevelSettings[].tls' },
-    { path: 'spec.trafficPolicy.portLevelSettings[].loadBalancer.simple', when: (v) => v === 'PASSTHROUGH' },
-    { path: 'spec.trafficPolicy.portLevelSettings[].loadBalancer.localityLbSetting' },
-    { path: 'spec.trafficPolicy.portLevelSettings[].loadBalancer.zoneAwareLbSetting' },
-    { path: 'spec.trafficPolicy.tunnel' },
-    { path: 'spec.trafficPolicy.proxyProtocol' },
-    { path: 'spec.trafficPolicy.retryBudget' },
-    // LEAST_CONN and UNSPECIFIED mean LEAST_REQUEST in Istio, which is implemented.
-    { path: 'spec.trafficPolicy.loadBalancer.simple', when: (v) => v === 'PASSTHROUGH' },
-    { path: 'spec.trafficPolicy.loadBalancer.localityLbSetting' },
-    { path: 'spec.trafficPolicy.loadBalancer.zoneAwareLbSetting' },
-    // The proxy does not add cookie attributes to the Set-Cookie it generates yet.
+    // The same policy fields at four levels: the rule, its port-level settings, a subset, and a
+    // subset's port-level settings. Implemented: loadBalancer (but PASSTHROUGH and locality),
+    // connectionPool.http.h2UpgradePolicy, and tls modes DISABLE and SIMPLE.
+    ...['spec.trafficPolicy', 'spec.trafficPolicy.portLevelSettings[]', 'spec.subsets[].trafficPolicy', 'spec.subsets[].trafficPolicy.portLevelSettings[]'].flatMap(
+      (at): UnimplementedField[] => [
+        { path: `${at}.connectionPool.tcp` },
+        ...['http1MaxPendingRequests', 'http2MaxRequests', 'maxRequestsPerConnection', 'maxRetries', 'idleTimeout', 'maxConcurrentStreams', 'useClientProtocol'].map((f) => ({ path: `${at}.connectionPool.http.${f}` })),
+        { path: `${at}.outlierDetection` },
+        { path: `${at}.tls.mode`, when: (v) => v !== 'SIMPLE' && v !== 'DISABLE' },
+        { path: `${at}.tls.clientCertificate` },
+        { path: `${at}.tls.privateKey` },
+        { path: `${at}.tls.credentialName` },
+        { path: `${at}.loadBalancer.simple`, when: (v) => v === 'PASSTHROUGH' },
+        { path: `${at}.loadBalancer.localityLbSetting` },
+        { path: `${at}.loadBalancer.zoneAwareLbSetting` },
+      ],
+    ),
+    ...['spec.trafficPolicy', 'spec.subsets[].trafficPolicy'].flatMap((at): UnimplementedField[] => [
+      { path: `${at}.tunnel` },
+      { path: `${at}.proxyProtocol` },
+      { path: `${at}.retryBudget` },
+    ]),
   ],
   ServiceEntry: [
     { path: 'spec.addresses' },

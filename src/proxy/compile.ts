@@ -167,7 +167,7 @@ function compileCluster(c: ClusterConfig, snapshot: ProxySnapshot, deps: Compile
   // When each endpoint joined this cluster, kept across snapshots: slow start ramps from there.
   const joined = deps.endpoints.joinTimes(c.name, c.endpoints.map((e) => `${e.host}:${e.port}`), deps.clock.now());
   for (const e of c.endpoints) {
-    const state = deps.endpoints.get(e.host, e.port);
+    const state = deps.endpoints.forEndpoint(c, e);
     if (byKey.has(state.key)) continue;
     const lb: LbEndpoint = {
       key: state.key,

@@ -6,9 +6,10 @@
 // from upstream responses.
 
 import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
 import { Readable } from 'node:stream';
-import type { Dispatcher, Pool } from 'undici';
 import { MeshError, type ErrorCode } from '../core/errors.ts';
+import type { Upstream, UpstreamResponse } from './upstream/upstream.ts';
 
 export type Outcome =
   | { kind: 'response'; status: number; grpcStatus: string; responseBytes: number; requestBytes: number }
@@ -27,7 +28,11 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
-/** Copy the request headers once, dropping hop-by-hop ones and those `Connection` names. */
+/**
+ * Copy the request headers once, dropping hop-by-hop ones and those `Connection` names, and
+ * HTTP/2 pseudo-headers (`:authority` becomes `host`, set by the caller). `TE: trailers` is kept,
+ * as Envoy keeps it: gRPC needs it end to end.
+ */
 export function forwardableHeaders(raw: string[], extraDrop?: string): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = Object.create(null);
   let connectionNamed: Set<string> | undefined;
@@ -39,6 +44,11 @@ export function forwardableHeaders(raw: string[], extraDrop?: string): Record<st
   }
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i].toLowerCase();
+    if (name.charCodeAt(0) === 58 /* : */) continue;
+    if (name === 'te') {
+      if (/(?:^|,)\s*trailers\s*(?:[;,]|$)/i.test(raw[i + 1])) out.te = 'trailers';
+      continue;
+    }
     if (HOP_BY_HOP.has(name) || name === extraDrop || connectionNamed?.has(name)) continue;
     const prev = out[name];
     if (prev === undefined) out[name] = raw[i + 1];
@@ -62,7 +72,8 @@ export function responseHeaders(h: Record<string, string | string[] | undefined>
 }
 
 export interface TryOptions {
-  pool: Pool;
+  /** The endpoint's connection pool for the cluster's protocol (HTTP/1.1, h2c, TLS). */
+  pool: Upstream;
   method: string;
   path: string;
   headers: Record<string, string | string[]>;
@@ -71,42 +82,77 @@ export interface TryOptions {
   signal: AbortSignal;
 }
 
-export type TryOutcome = { kind: 'response'; data: Dispatcher.ResponseData } | { kind: 'local'; code: ErrorCode };
+export type TryOutcome = { kind: 'response'; data: UpstreamResponse } | { kind: 'local'; code: ErrorCode };
 
 /** One try, up to the upstream's response headers. `timedOut()` tells a timeout from other aborts. */
 export async function tryUpstream(o: TryOptions, timedOut: () => boolean): Promise<TryOutcome> {
   try {
-    const data = await o.pool.request({ path: o.path, method: o.method as 'GET', headers: o.headers, body: o.body, signal: o.signal });
+    const data = await o.pool.request({ path: o.path, method: o.method, headers: o.headers, body: o.body, signal: o.signal });
     return { kind: 'response', data };
   } catch (err) {
     return { kind: 'local', code: timedOut() ? 'UPSTREAM_TIMEOUT' : o.signal.aborted ? 'DOWNSTREAM_DISCONNECT' : classify(err) };
   }
 }
 
-export function grpcStatusOf(data: Dispatcher.ResponseData): string {
+/**
+ * The gRPC status in the response headers: present only in a trailers-only answer (no body), the
+ * one kind of gRPC answer a retry may replace. The status of an answer with a body comes in its
+ * trailers (see relay).
+ */
+export function grpcStatusOf(data: UpstreamResponse): string {
   const g = data.headers['grpc-status'];
   return typeof g === 'string' ? g : '';
 }
 
+/** Is the downstream side HTTP/2 (node's compatibility API)? Then it has the stream. */
+function h2StreamOf(res: ServerResponse): ServerHttp2Stream | undefined {
+  return (res as unknown as { stream?: ServerHttp2Stream }).stream;
+}
+
+/**
+ * Break a response the client has started to receive, so it reads as an error, never as a clean
+ * end: RST_STREAM (INTERNAL_ERROR) on HTTP/2, a destroyed connection on HTTP/1.1.
+ */
+export function abortDownstream(res: ServerResponse): void {
+  const stream = h2StreamOf(res);
+  if (!stream) {
+    res.destroy();
+    return;
+  }
+  // destroy, not close(code): close() ends our side first (END_STREAM), and a reset that follows
+  // a clean end is no error to the client.
+  if (!stream.destroyed) {
+    stream.on('error', () => {});
+    stream.destroy(new Error('upstream stream broke'));
+  }
+}
+
 /**
  * Commit the upstream response downstream and stream its body chunk by chunk (server-sent events
- * go out as they come; pipe() applies backpressure). If the upstream breaks mid-body, the
- * downstream response is destroyed so the client sees a broken stream, never a clean end.
- * Resolves with the bytes relayed, or the local failure that cut it.
+ * go out as they come; pipe() applies backpressure), then its trailers (gRPC's status). If the
+ * upstream breaks mid-body, the downstream response is broken (abortDownstream) so the client
+ * sees an error, never a clean end. Resolves with the bytes relayed and the gRPC status (from
+ * the trailers, else the headers), or the local failure that cut it.
  */
 export function relay(
-  data: Dispatcher.ResponseData,
+  data: UpstreamResponse,
   res: ServerResponse,
   extraHeaders: OutgoingHttpHeaders | undefined,
   edit: ((h: OutgoingHttpHeaders) => void) | undefined,
   timedOut: () => boolean,
-): Promise<{ bytes: number; failure?: ErrorCode }> {
+): Promise<{ bytes: number; grpcStatus: string; failure?: ErrorCode }> {
   const headers = responseHeaders(data.headers);
   if (extraHeaders) Object.assign(headers, extraHeaders);
   edit?.(headers);
-  res.writeHead(data.statusCode, headers);
   let bytes = 0;
+  let grpcStatus = grpcStatusOf(data);
   const body = data.body;
+  if (data.trailersOnly) {
+    // Keep the form: gRPC clients read a status in the headers only when they end the stream.
+    answerWhole(res, data.statusCode, headers, '');
+    return Promise.resolve({ bytes, grpcStatus });
+  }
+  res.writeHead(data.statusCode, headers);
   return new Promise((resolve) => {
     let done = false;
     const finish = (failure?: ErrorCode) => {
@@ -114,9 +160,9 @@ export function relay(
       done = true;
       if (failure) {
         body.destroy();
-        if (!res.writableFinished) res.destroy();
+        if (!res.writableFinished) abortDownstream(res);
       }
-      resolve({ bytes, failure });
+      resolve({ bytes, grpcStatus, failure });
     };
     body.on('data', (c: Buffer) => {
       bytes += c.length;
@@ -126,6 +172,11 @@ export function relay(
       }
     });
     body.on('end', () => {
+      // undici has filled in the trailers by the time the body ends.
+      const trailers = responseHeaders(data.trailers ?? {});
+      const g = trailers['grpc-status'];
+      if (typeof g === 'string') grpcStatus = g;
+      if (Object.keys(trailers).length > 0) res.addTrailers(trailers as Record<string, string>);
       res.end();
       finish();
     });
@@ -136,14 +187,27 @@ export function relay(
   });
 }
 
+/**
+ * Does the request carry a body? HTTP/1.1 says so with Content-Length or Transfer-Encoding;
+ * HTTP/2 by not ending the stream with its HEADERS frame (gRPC streams declare no length).
+ */
+export function hasRequestBody(req: IncomingMessage): boolean {
+  if (req.httpVersionMajor === 2) {
+    const stream = (req as unknown as { stream?: { endAfterHeaders?: boolean } }).stream;
+    return stream?.endAfterHeaders === false && req.headers['content-length'] !== '0';
+  }
+  const declared = req.headers['content-length'];
+  return declared !== undefined ? declared !== '0' : req.headers['transfer-encoding'] !== undefined;
+}
+
 /** Count request bytes without consuming the body: a declared length is exact; else count as read. */
 export function requestBody(req: IncomingMessage): { body: Readable | undefined; bytes: () => number } {
+  if (!hasRequestBody(req)) return { body: undefined, bytes: () => 0 };
   const declared = req.headers['content-length'];
   if (declared !== undefined) {
     const n = Number(declared) || 0;
     return { body: n > 0 ? req : undefined, bytes: () => n };
   }
-  if (req.headers['transfer-encoding'] === undefined) return { body: undefined, bytes: () => 0 };
   // A 'data' listener would start the stream flowing before undici reads it; count as it pulls.
   let n = 0;
   async function* counted(): AsyncGenerator<Buffer> {
@@ -160,7 +224,7 @@ export function requestBody(req: IncomingMessage): { body: Readable | undefined;
  * is returned so the caller answers with the right status and flag.
  */
 export async function forward(o: {
-  pool: Pool;
+  pool: Upstream;
   req: IncomingMessage;
   res: ServerResponse;
   path: string;
@@ -178,16 +242,33 @@ export async function forward(o: {
     if (t.kind === 'local') return { kind: 'local', code: t.code, requestBytes: bytes(), responseBytes: 0, headersSent: false };
     const r = await relay(t.data, o.res, undefined, undefined, never);
     if (r.failure) return { kind: 'local', code: r.failure, requestBytes: bytes(), responseBytes: r.bytes, headersSent: true };
-    return { kind: 'response', status: t.data.statusCode, grpcStatus: grpcStatusOf(t.data), requestBytes: bytes(), responseBytes: r.bytes };
+    return { kind: 'response', status: t.data.statusCode, grpcStatus: r.grpcStatus, requestBytes: bytes(), responseBytes: r.bytes };
   } finally {
     o.res.off('close', onClose);
   }
 }
 
+/** Connect-time failures (Envoy's `UF`), TLS handshake and certificate failures among them. */
+const CONNECT_FAILURES = new Set([
+  'ECONNREFUSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+]);
+
 function classify(err: unknown): ErrorCode {
   const code = (err as { code?: string })?.code ?? '';
-  if (code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || code === 'EAI_AGAIN')
-    return 'UPSTREAM_CONNECT_FAILURE';
+  if (CONNECT_FAILURES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) return 'UPSTREAM_CONNECT_FAILURE';
   return 'UPSTREAM_RESET';
 }
 
@@ -205,14 +286,21 @@ export function settle(res: ServerResponse, outcome: Outcome): { status: number;
 /** Answer with a mesh error: status, Envoy flag, body. Only when nothing was sent yet. */
 export function sendError(res: ServerResponse, err: MeshError, extra?: OutgoingHttpHeaders): void {
   if (res.headersSent) {
-    res.destroy();
+    abortDownstream(res);
     return;
   }
   const body = err.message + '\n';
-  res.writeHead(err.status, {
-    'content-type': 'text/plain',
-    'content-length': Buffer.byteLength(body),
-    ...extra,
-  });
-  res.end(body);
+  answerWhole(res, err.status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), ...extra }, body);
+}
+
+/**
+ * An answer made whole at once (the proxy's own, or one that had nothing after its headers).
+ * Headers go with the end, so over HTTP/2 an answer without a body is a single HEADERS frame
+ * that ends the stream — what gRPC clients need to read a status from the headers.
+ */
+export function answerWhole(res: ServerResponse, status: number, headers: OutgoingHttpHeaders, body: string): void {
+  res.statusCode = status;
+  for (const [name, value] of Object.entries(headers)) if (value !== undefined) res.setHeader(name, value);
+  if (body.length > 0) res.end(body);
+  else res.end();
 }

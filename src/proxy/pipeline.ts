@@ -23,7 +23,7 @@ import { findRouteMatch, type RequestView } from './routing/match.ts';
 import { decideFault, GRPC_STATUS_CODES } from './routing/fault.ts';
 import { redirectLocation } from './routing/rewrite.ts';
 import { backoffMs } from './routing/retry.ts';
-import { grpcStatusOf, forwardableHeaders, relay, requestBody, sendError, tryUpstream, type TryOutcome } from './forward.ts';
+import { answerWhole, grpcStatusOf, forwardableHeaders, hasRequestBody, relay, requestBody, sendError, tryUpstream, type TryOutcome } from './forward.ts';
 import { ReplayableBody } from './upstream/replay.ts';
 import { setCookieValue } from './upstream/lb/hash-cookie.ts';
 import { encodePeer, PEER_HEADER } from './observe/peer.ts';
@@ -74,7 +74,7 @@ export function resolveTarget(req: IncomingMessage, fallbackAuthority?: string):
   };
 }
 
-function requestView(req: IncomingMessage, t: Target): RequestView {
+export function requestView(req: IncomingMessage, t: Target): RequestView {
   return {
     method: req.method ?? 'GET',
     path: t.path,
@@ -91,7 +91,7 @@ function requestView(req: IncomingMessage, t: Target): RequestView {
 }
 
 /** Phase 4 — split: pick one weighted destination of the route. */
-function split(route: CompiledRouteEntry, random: Random): CompiledDestination {
+export function split(route: CompiledRouteEntry, random: Random): CompiledDestination {
   const d = route.destinations;
   if (d.length === 1) return d[0];
   const r = random.next() * route.totalWeight;
@@ -100,7 +100,7 @@ function split(route: CompiledRouteEntry, random: Random): CompiledDestination {
 }
 
 /** Phase 6 — the consistent-hash key, and a cookie to set when the policy says to create one. */
-function hashKey(cluster: CompiledCluster, req: IncomingMessage, t: Target): { key?: string; setCookie?: string } {
+export function hashKey(cluster: CompiledCluster, req: IncomingMessage, t: Target): { key?: string; setCookie?: string } {
   const h = cluster.hash;
   if (!h) return {};
   if ('header' in h) {
@@ -126,7 +126,7 @@ function readCookie(header: string | undefined, name: string): string | undefine
 }
 
 /** Phase 6 — pick an endpoint; on a retry, avoid hosts already tried when the policy says so. */
-function pickEndpoint(cluster: CompiledCluster, key: string | undefined, tried: Set<string>, avoid: boolean): UpstreamEndpoint | ErrorCode {
+export function pickEndpoint(cluster: CompiledCluster, key: string | undefined, tried: Set<string>, avoid: boolean): UpstreamEndpoint | ErrorCode {
   let chosen: UpstreamEndpoint | undefined;
   for (let i = 0; i < (avoid && tried.size > 0 ? HOST_SELECTION_ATTEMPTS : 1); i++) {
     const pick = cluster.balancer.pick({ hashKey: key });
@@ -168,8 +168,7 @@ export function outboundHandler(deps: PipelineDeps) {
     const localAnswer = (status: number, headers: OutgoingHttpHeaders, body: string, flag: string) => {
       route.responseHeaders?.(headers);
       headers['content-length'] = Buffer.byteLength(body);
-      res.writeHead(status, headers);
-      res.end(body);
+      answerWhole(res, status, headers, body);
       const cluster = route.destinations[0]?.cluster;
       (cluster?.unreachedMetrics ?? rt.noRouteMetrics).record(status, flag, '', performance.now() - start, 0, Buffer.byteLength(body));
       deps.accessLog?.write(req, target, status, flag, route.config.name, undefined, start);
@@ -242,7 +241,7 @@ export function outboundHandler(deps: PipelineDeps) {
     if (action.rewrite?.authority) headers.host = action.rewrite.authority;
 
     // The body: replayable within a bound when a retry or a mirror may need it again.
-    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    const hasBody = hasRequestBody(req);
     const retry = route.retry;
     const replay = hasBody && (retry || route.mirrors.length > 0) ? new ReplayableBody(req, REPLAY_BUFFER_BYTES) : undefined;
     const plain = replay ? undefined : requestBody(req);
@@ -310,7 +309,8 @@ export function outboundHandler(deps: PipelineDeps) {
           headersSent = true;
           const r = await relay(outcome.data, res, extra, dest.responseHeaders as ((h: OutgoingHttpHeaders) => void) | undefined, () => overallTimedOut);
           responseBytes = r.bytes;
-          if (r.failure) last = { status, grpcStatus, code: r.failure };
+          // The gRPC status of an answer with a body is in its trailers.
+          last = { status, grpcStatus: r.grpcStatus, ...(r.failure ? { code: r.failure } : {}) };
           break;
         }
         last = { status: 0, grpcStatus: '', code: outcome.code };

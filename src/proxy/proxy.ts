@@ -1,12 +1,15 @@
 // The proxy assembled top to bottom: listeners → pipeline → upstream, fed by the control stream.
 
-import { createServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Server, IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { systemRandom, type Random } from '../core/random.ts';
 import type { ProxySnapshot } from '../wire/snapshot.ts';
 import { compileSnapshot, type RuntimeConfig } from './compile.ts';
-import { EndpointStates } from './upstream/endpoints.ts';
+import { EndpointStates, endpointId } from './upstream/endpoints.ts';
+import { checkTransports, H2C, HTTP1 } from './upstream/transport.ts';
+import { meshListener, type MeshListener } from './listener.ts';
+import { outboundUpgradeHandler } from './websocket.ts';
 import { MeshMetrics } from './observe/metrics.ts';
 import { outboundHandler } from './pipeline.ts';
 import { inboundHandler } from './inbound.ts';
@@ -44,24 +47,35 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   let current: RuntimeConfig | undefined;
   let rejected: { version: number; error: string } | undefined;
 
-  const outbound = outboundHandler({ current: () => current, random, accessLog: o.accessLog });
-  const outboundServer = meshServer((req, res) => void outbound(req, res, (req.socket as TunnelSocket).tunnelTarget));
-  // HTTP clients that tunnel even plain HTTP through a proxy (CONNECT host:80): answer 200 and
-  // read the tunnelled HTTP/1.1 requests as if they had come straight in.
-  outboundServer.on('connect', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    (socket as TunnelSocket).tunnelTarget = req.url;
-    if (head.length > 0) socket.unshift(head);
-    outboundServer.emit('connection', socket);
+  // Every listener speaks HTTP/1.1 and HTTP/2 cleartext on one port (listener.ts).
+  const deps = { current: () => current, random, accessLog: o.accessLog };
+  const outbound = outboundHandler(deps);
+  const outboundUpgrade = outboundUpgradeHandler(deps);
+  const tunnelTarget = (req: IncomingMessage) => (req.socket as TunnelSocket).tunnelTarget;
+  const outboundListener: MeshListener = meshListener({
+    request: (req, res) => void outbound(req, res, tunnelTarget(req)),
+    upgrade: (req, socket, head) => void outboundUpgrade(req, socket, head, tunnelTarget(req)),
+    // Clients that tunnel even plain HTTP through a proxy (CONNECT host:80; gRPC with
+    // http_proxy set): answer 200 and read the tunnelled HTTP/1.1 or HTTP/2 as if it came straight in.
+    connect: (req, socket, head) => {
+      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      (socket as TunnelSocket).tunnelTarget = req.url;
+      if (head.length > 0) socket.unshift(head);
+      outboundListener.accept(socket);
+    },
   });
 
-  const servers: Server[] = [outboundServer];
-  const listeners: RunningProxy['listeners'] = { outbound: await listen(outboundServer, o.outbound), admin: '' };
+  const meshListeners: MeshListener[] = [outboundListener];
+  const servers: Server[] = [];
+  const listeners: RunningProxy['listeners'] = { outbound: await outboundListener.listen(o.outbound), admin: '' };
   if (o.inbound) {
     const inbound = inboundHandler({ current: () => current, endpoints, metrics, accessLog: o.accessLog });
-    const inboundServer = meshServer((req, res) => void inbound(req, res));
-    servers.push(inboundServer);
-    listeners.inbound = await listen(inboundServer, o.inbound);
+    const inboundListener = meshListener({
+      request: (req, res) => void inbound.handle(req, res),
+      upgrade: (req, socket, head) => void inbound.upgrade(req, socket, head),
+    });
+    meshListeners.push(inboundListener);
+    listeners.inbound = await inboundListener.listen(o.inbound);
   }
   const admin = adminServer({
     current: () => current,
@@ -77,11 +91,14 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     hello: { type: 'hello', id: o.id, token: o.token, listeners, pid: process.pid },
     apply(snapshot: ProxySnapshot) {
       try {
+        checkTransports(snapshot);
+        endpoints.tls.load(snapshot.clusters);
         const next = compileSnapshot(snapshot, { endpoints, metrics, random, clock });
         current = next; // the swap: requests in flight keep the tables they started with
         const keep = new Set<string>();
-        for (const c of next.snapshot.clusters) for (const e of c.endpoints) keep.add(`${e.host}:${e.port}`);
-        if (next.snapshot.inbound) keep.add(`${next.snapshot.inbound.appHost}:${next.snapshot.inbound.appPort}`);
+        for (const c of next.snapshot.clusters) for (const e of c.endpoints) keep.add(endpoints.forEndpoint(c, e).id);
+        const app = next.snapshot.inbound;
+        if (app) keep.add(endpointId(app.appHost, app.appPort, app.protocol === 'h2' ? H2C : HTTP1));
         endpoints.retain(keep);
       } catch (err) {
         rejected = { version: snapshot?.version, error: (err as Error).message };
@@ -96,15 +113,16 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     current: () => current,
     async close() {
       control.close();
-      await Promise.all(
-        servers.map(
+      await Promise.all([
+        ...meshListeners.map((l) => l.close()),
+        ...servers.map(
           (s) =>
             new Promise<void>((resolve) => {
               s.close(() => resolve());
               s.closeIdleConnections();
             }),
         ),
-      );
+      ]);
       await endpoints.closeAll();
     },
   };
@@ -112,19 +130,6 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
 
 interface TunnelSocket extends Socket {
   tunnelTarget?: string;
-}
-
-function meshServer(handler: (req: IncomingMessage, res: ServerResponse) => void): Server {
-  return createServer(
-    {
-      // Streams (LLM tokens) can run for minutes: no whole-request deadline from Node itself.
-      requestTimeout: 0,
-      headersTimeout: 60_000,
-      keepAliveTimeout: 65_000,
-      noDelay: true,
-    },
-    handler,
-  );
 }
 
 export function listen(server: Server, bind: string): Promise<string> {

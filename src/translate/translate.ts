@@ -33,7 +33,8 @@ import { boundGateways, gatewayServesHost, matchGatewaysApply, virtualServiceBin
 import { spiffe } from './identity.ts';
 import { mergeMatches } from './delegate.ts';
 import { corsConfig, faultConfig, headerOps, mirrorTargets, redirectConfig, retryPolicy, rewriteConfig } from './route-action.ts';
-import { findDestinationRule, lbPolicy } from './destination-rule.ts';
+import { clusterTrafficPolicy, destinationRuleIndex, lbPolicy } from './destination-rule.ts';
+import { clusterProtocol, clusterTls, inboundProtocol } from './protocol.ts';
 
 export interface TranslateInput {
   resources: readonly Resource[];
@@ -57,15 +58,18 @@ export function translate(input: TranslateInput): ProxySnapshot {
   const virtualServices = [...binding.keys()].sort((a, b) => (binding.get(a) === 'gateway' ? 0 : 1) - (binding.get(b) === 'gateway' ? 0 : 1));
   const destinationRules = resources.filter((r): r is Resource<DestinationRuleSpec> => r.kind === 'DestinationRule');
   const clusters = new Map<string, ClusterConfig>();
+  const ruleFor = destinationRuleIndex(destinationRules, proxy.namespace);
 
   /** The cluster for (host, port, subset), created on first use. Unknown hosts get no endpoints. */
   const clusterFor = (host: string, port: number, subset: string | undefined): string => {
     const name = `outbound|${port}|${subset ?? ''}|${host}`;
     if (clusters.has(name)) return name;
     const service = registry.services.get(host);
-    const dr = findDestinationRule(destinationRules, host, proxy.namespace);
+    const dr = ruleFor(host);
     const subsetSpec = subset ? dr?.spec.subsets?.find((s) => s.name === subset) : undefined;
     const servicePort = service?.ports.find((p) => p.port === port);
+    const policy = clusterTrafficPolicy(dr?.spec, subset, port);
+    const tls = clusterTls(policy);
     const endpoints =
       service && servicePort && (!subset || subsetSpec)
         ? registry
@@ -93,6 +97,8 @@ export function translate(input: TranslateInput): ProxySnapshot {
       },
       subset,
       lb: lbPolicy(dr?.spec, subset, port),
+      protocol: clusterProtocol(service, servicePort, policy),
+      ...(tls ? { tls } : {}),
       endpoints,
     });
     return name;
@@ -151,7 +157,7 @@ export function translate(input: TranslateInput): ProxySnapshot {
     wire: WIRE_FORMAT,
     version: input.version,
     proxy,
-    inbound: input.inbound,
+    inbound: input.inbound && { ...input.inbound, protocol: inboundProtocol(registry, proxy) },
     outbound: { virtualHosts },
     clusters: [...clusters.values()],
   };

@@ -35,7 +35,15 @@ export interface ProxyNode {
 export interface InboundConfig {
   appHost: string;
   appPort: number;
+  /** How the sidecar speaks to its app: the protocol of the service port that selects the workload. */
+  protocol: UpstreamProtocol;
 }
+
+/**
+ * How a proxy speaks HTTP to an upstream: HTTP/1.1, or HTTP/2 (cleartext with prior knowledge,
+ * or negotiated by ALPN when the cluster originates TLS).
+ */
+export type UpstreamProtocol = 'http1' | 'h2';
 
 export interface OutboundConfig {
   virtualHosts: VirtualHostConfig[];
@@ -233,7 +241,27 @@ export interface ClusterConfig {
   service: ServiceRef;
   subset?: string;
   lb: LbConfig;
+  /** Istio's protocol selection (service port protocol, then `h2UpgradePolicy`). */
+  protocol: UpstreamProtocol;
+  /** DestinationRule `tls.mode: SIMPLE`: originate TLS to endpoints outside the mesh. */
+  tls?: ClusterTlsConfig;
   endpoints: EndpointConfig[];
+}
+
+/**
+ * TLS the proxy originates (Istio's ClientTLSSettings, mode SIMPLE). The proxy offers ALPN `h2`
+ * only for an HTTP/2 cluster, `h2` and `http/1.1` otherwise, and speaks what the server picks.
+ */
+export interface ClusterTlsConfig {
+  mode: 'SIMPLE';
+  /** Server name to send; absent = the request's host (Envoy's auto SNI). */
+  sni?: string;
+  /** Path of a PEM file of trusted CAs, read by the proxy; absent = the system's trusted roots. */
+  caCertificates?: string;
+  /** The certificate must carry one of these SANs; absent = it must match the server name. */
+  subjectAltNames?: string[];
+  /** Skip certificate and name verification altogether. */
+  insecureSkipVerify?: boolean;
 }
 
 export interface EndpointConfig {

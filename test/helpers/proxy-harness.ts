@@ -2,7 +2,7 @@
 
 import { fileURLToPath } from 'node:url';
 import { startPushServer, type ProxyConnection, type PushServer } from '../../src/control/push-server.ts';
-import { WIRE_FORMAT, type ClusterConfig, type ProxySnapshot, type RouteConfig } from '../../src/wire/snapshot.ts';
+import { WIRE_FORMAT, type ClusterConfig, type ProxySnapshot, type RouteConfig, type UpstreamProtocol } from '../../src/wire/snapshot.ts';
 import { start, type Proc } from './process.ts';
 
 const PROXY_MAIN = fileURLToPath(new URL('../../src/proxy/main.ts', import.meta.url));
@@ -68,14 +68,20 @@ export async function startHarness(opts: { inbound?: boolean; env?: Record<strin
 export function snapshotFor(
   version: number,
   endpoints: Array<{ port: number; host?: string; weight?: number }>,
-  extra: { routes?: RouteConfig[]; clusters?: ClusterConfig[]; inbound?: { appHost: string; appPort: number } } = {},
+  extra: {
+    routes?: RouteConfig[];
+    clusters?: ClusterConfig[];
+    inbound?: { appHost: string; appPort: number; protocol?: UpstreamProtocol };
+    /** How the proxy speaks to the endpoints (default HTTP/1.1). */
+    protocol?: UpstreamProtocol;
+  } = {},
 ): ProxySnapshot {
   const cluster = 'outbound|80||svc.default.svc.cluster.local';
   return {
     wire: WIRE_FORMAT,
     version,
     proxy: { id: 'p1', kind: 'sidecar', workload: 'client', namespace: 'default', app: 'client', version: 'v1', serviceAccount: 'default', identity: 'spiffe://cluster.local/ns/default/sa/default', labels: {} },
-    inbound: extra.inbound,
+    inbound: extra.inbound && { protocol: 'http1', ...extra.inbound },
     outbound: {
       virtualHosts: [
         {
@@ -90,6 +96,7 @@ export function snapshotFor(
         name: cluster,
         service: { host: 'svc.default.svc.cluster.local', name: 'svc', namespace: 'default', port: 80 },
         lb: { simple: 'ROUND_ROBIN' },
+        protocol: extra.protocol ?? 'http1',
         endpoints: endpoints.map((e) => ({ host: e.host ?? '127.0.0.1', port: e.port, weight: e.weight ?? 1, workload: 'up', namespace: 'default', app: 'up', version: 'v1', identity: 'x', sidecar: false })),
       },
       ...(extra.clusters ?? []),

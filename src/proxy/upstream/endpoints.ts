@@ -1,23 +1,38 @@
-// Endpoint state that outlives configuration swaps: the connection pool and in-flight count per address.
+// Endpoint state that outlives configuration swaps: the connection pool and in-flight count per
+// address (and per transport: HTTP/1.1, h2c, TLS).
 
-import { Pool } from 'undici';
+import type { ClusterConfig, EndpointConfig } from '../../wire/snapshot.ts';
+import { createUpstream, HTTP1, TlsMaterial, transportId, type Transport } from './transport.ts';
+import type { Upstream } from './upstream.ts';
 
 export interface EndpointState {
+  /** The address, `host:port`: what balancers, retries and logs call the endpoint. */
   readonly key: string;
-  readonly pool: Pool;
+  /** The address and how it is spoken to (`host:port|h2`): what the state is kept by. */
+  readonly id: string;
+  readonly transport: Transport;
+  /** HTTP/1.1 keep-alive pool, or HTTP/2 sessions (multiplexed), or either over TLS by ALPN. */
+  readonly pool: Upstream;
   /** Requests in flight from this proxy; read by least-request balancing. */
   active: number;
 }
 
+/** What an endpoint's state is kept by: see EndpointState.id. */
+export function endpointId(host: string, port: number, transport: Transport = HTTP1): string {
+  return `${host}:${port}|${transportId(transport)}`;
+}
+
 /**
- * One keep-alive pool per upstream address, shared by every snapshot that names the address, so a
- * configuration change never drops a connection. Addresses no snapshot names any more are closed
- * gracefully (in-flight requests finish).
+ * One keep-alive pool (or HTTP/2 session pool) per upstream address and transport, shared by
+ * every snapshot that names it, so a configuration change never drops a connection. Those no
+ * snapshot names any more are closed gracefully (in-flight requests finish).
  */
 export class EndpointStates {
   private readonly states = new Map<string, EndpointState>();
   /** Per cluster name: when each member address joined it (clock ms), for slow start. */
   private readonly members = new Map<string, Map<string, number>>();
+  /** CA files the clusters' TLS settings name, read once per snapshot. */
+  readonly tls = new TlsMaterial();
 
   /**
    * When each of `keys` joined `cluster`, as slow start counts it. An address new to the cluster
@@ -35,35 +50,38 @@ export class EndpointStates {
     return after;
   }
 
-  get(host: string, port: number): EndpointState {
-    const key = `${host}:${port}`;
-    let s = this.states.get(key);
+  /** The state of a cluster's endpoint, spoken to as the cluster says (see TlsMaterial.transportFor). */
+  forEndpoint(cluster: ClusterConfig, endpoint: EndpointConfig): EndpointState {
+    return this.get(endpoint.host, endpoint.port, this.tls.transportFor(cluster, endpoint));
+  }
+
+  get(host: string, port: number, transport: Transport = HTTP1): EndpointState {
+    const id = endpointId(host, port, transport);
+    let s = this.states.get(id);
     if (!s) {
-      s = {
-        key,
-        pool: new Pool(`http://${key}`, {
-          // Keep-alive upstream; a long stream must not be cut by undici's own timers: the mesh
-          // applies route timeouts itself.
-          keepAliveTimeout: 30_000,
-          headersTimeout: 0,
-          bodyTimeout: 0,
-          connectTimeout: 10_000,
-        }),
-        active: 0,
-      };
-      this.states.set(key, s);
+      const key = `${host}:${port}`;
+      s = { key, id, transport, pool: createUpstream(key, transport), active: 0 };
+      this.states.set(id, s);
     }
     return s;
   }
 
-  /** Close pools whose address is not in `keep`, and forget those addresses' cluster memberships. */
+  /**
+   * Close pools whose id (see endpointId) is not in `keep`, and forget cluster memberships of
+   * addresses no kept id has.
+   */
   retain(keep: ReadonlySet<string>): void {
-    for (const [key, s] of this.states) {
-      if (keep.has(key)) continue;
-      this.states.delete(key);
+    const addresses = new Set<string>();
+    for (const id of keep) {
+      const bar = id.indexOf('|');
+      addresses.add(bar === -1 ? id : id.slice(0, bar));
+    }
+    for (const [id, s] of this.states) {
+      if (keep.has(id)) continue;
+      this.states.delete(id);
       s.pool.close().catch(() => {});
     }
-    for (const joined of this.members.values()) for (const key of joined.keys()) if (!keep.has(key)) joined.delete(key);
+    for (const joined of this.members.values()) for (const key of joined.keys()) if (!addresses.has(key)) joined.delete(key);
   }
 
   async closeAll(): Promise<void> {

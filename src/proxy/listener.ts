@@ -1,0 +1,135 @@
+// Listeners: one TCP port that speaks HTTP/1.1 and HTTP/2 cleartext (prior knowledge), told apart
+// by the HTTP/2 connection preface, as Envoy's HTTP connection manager with codec_type AUTO does.
+//
+// Each accepted connection is read until its first bytes either are the preface (`PRI * HTTP/2.0
+// …`) or cannot be; the bytes read are put back and the connection is handed to a node:http2
+// server or to the node:http server. Both call the same request handler: node's HTTP/2
+// compatibility API (Http2ServerRequest/Response) offers what the pipeline uses of
+// IncomingMessage/ServerResponse, once `host` carries the `:authority`.
+
+import { createServer as createTcpServer, type Server as TcpServer, type Socket, type AddressInfo } from 'node:net';
+import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
+
+/** RFC 9113 §3.4: what a client speaking HTTP/2 with prior knowledge sends first. */
+export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+/** A connection that says nothing for this long is closed (as Node's own headers timeout). */
+const SNIFF_TIMEOUT_MS = 60_000;
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+/** An HTTP/1.1 `Upgrade` (WebSocket) or `CONNECT` request: the socket is the handler's from here. */
+export type SocketHandler = (req: IncomingMessage, socket: Socket, head: Buffer) => void;
+
+export interface ListenerHandlers {
+  request: RequestHandler;
+  upgrade?: SocketHandler;
+  connect?: SocketHandler;
+}
+
+export interface MeshListener {
+  /** Sniff a connection and serve it: used for every accepted socket and for CONNECT tunnels. */
+  accept(socket: Socket): void;
+  listen(bind: string): Promise<string>;
+  /** Stop accepting; close idle connections and send GOAWAY to HTTP/2 sessions; resolve when all are gone. */
+  close(): Promise<void>;
+}
+
+export function meshListener(h: ListenerHandlers): MeshListener {
+  const http1 = createHttp1Server(
+    {
+      // Streams (LLM tokens) can run for minutes: no whole-request deadline from Node itself.
+      requestTimeout: 0,
+      headersTimeout: 60_000,
+      keepAliveTimeout: 65_000,
+      noDelay: true,
+    },
+    h.request,
+  );
+  if (h.upgrade) http1.on('upgrade', h.upgrade);
+  if (h.connect) http1.on('connect', h.connect);
+
+  const http2 = createHttp2Server({ settings: { enablePush: false } });
+  http2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
+    // The pipeline reads the authority from `host`; in HTTP/2 it is `:authority` (RFC 9113 §8.3.1).
+    const authority = req.headers[':authority'];
+    if (authority !== undefined) req.headers.host = authority;
+    // The pipeline tells a client that left from a finished answer by `writableFinished` on
+    // 'close', as for HTTP/1.1; the compatibility API reports true once the stream is closed,
+    // even by the client's RST_STREAM. Finished means: ended by us, not reset.
+    Object.defineProperty(res, 'writableFinished', {
+      get: () => res.writableEnded && !res.stream.rstCode,
+    });
+    h.request(req as unknown as IncomingMessage, res as unknown as ServerResponse);
+  });
+  const sessions = new Set<ServerHttp2Session>();
+  http2.on('session', (s: ServerHttp2Session) => {
+    sessions.add(s);
+    s.once('close', () => sessions.delete(s));
+  });
+  // A peer's protocol error ends its session; it must not end the proxy.
+  http2.on('sessionError', () => {});
+
+  const accept = (socket: Socket) => {
+    let seen: Buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), SNIFF_TIMEOUT_MS).unref();
+    const done = () => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('end', onGone);
+      socket.off('error', onGone);
+      socket.off('close', onGone);
+    };
+    const onGone = () => {
+      done();
+      socket.destroy();
+    };
+    const onData = (chunk: Buffer) => {
+      seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+      const n = Math.min(seen.length, H2_PREFACE.length);
+      const couldBeH2 = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+      if (couldBeH2 && seen.length < H2_PREFACE.length) return; // not enough yet to tell
+      done();
+      socket.pause();
+      socket.unshift(seen);
+      if (couldBeH2) {
+        http2.emit('connection', socket);
+      } else {
+        http1.emit('connection', socket);
+        socket.resume();
+      }
+    };
+    socket.on('data', onData);
+    socket.on('end', onGone);
+    socket.on('error', onGone);
+    socket.on('close', onGone);
+  };
+
+  const tcp: TcpServer = createTcpServer({ noDelay: true }, accept);
+
+  return {
+    accept,
+    listen(bind) {
+      const colon = bind.lastIndexOf(':');
+      const host = bind.slice(0, colon);
+      const port = Number(bind.slice(colon + 1));
+      return new Promise((resolve, reject) => {
+        tcp.once('error', reject);
+        tcp.listen(port, host, () => {
+          tcp.off('error', reject);
+          const a = tcp.address() as AddressInfo;
+          resolve(`${a.address}:${a.port}`);
+        });
+      });
+    },
+    close() {
+      return new Promise<void>((resolve) => {
+        tcp.close(() => resolve());
+        // Not listening itself, so it answers ERR_SERVER_NOT_RUNNING; it still closes idle connections.
+        http1.close(() => {});
+        http1.closeIdleConnections();
+        for (const s of sessions) s.close();
+      });
+    },
+  };
+}

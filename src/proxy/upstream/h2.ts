@@ -1,0 +1,232 @@
+// An HTTP/2 upstream on node:http2: a few multiplexed sessions per address (h2c with prior
+// knowledge, or h2 over TLS), requests as streams.
+//
+// undici's HTTP/2 client ends a response body cleanly when the upstream resets the stream after
+// the headers, which would turn a cut token stream into a complete-looking one; here a body ends
+// only if its stream closed without error, otherwise it fails, so the proxy can break the
+// downstream stream too.
+
+import { connect as h2connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import type { Upstream, UpstreamRequest, UpstreamResponse } from './upstream.ts';
+
+/** No frames for this long on a session with no streams: close it (undici's keep-alive, for h2). */
+const IDLE_MS = 30_000;
+const CONNECT_TIMEOUT_MS = 10_000;
+
+export interface H2Options {
+  /** `http` (h2c) or `https` (h2 over TLS): the `:scheme` sent. */
+  scheme: 'http' | 'https';
+  /** `host:port`, the default `:authority`. */
+  authority: string;
+  /** A new connection to the address; `servername` is the request's host name (for TLS's SNI). */
+  connect(servername: string | undefined): Socket;
+}
+
+interface Session {
+  session: ClientHttp2Session;
+  servername: string | undefined;
+  streams: number;
+}
+
+export class H2Upstream implements Upstream {
+  private readonly o: H2Options;
+  private readonly sessions: Session[] = [];
+  private readonly connecting = new Map<string, Promise<Session>>();
+  private closed = false;
+
+  constructor(o: H2Options) {
+    this.o = o;
+  }
+
+  /** Use an already connected socket (an ALPN probe that chose h2) as the first session. */
+  adopt(socket: Socket, servername: string | undefined): void {
+    const key = servername ?? '';
+    const opening = this.open(servername, socket).finally(() => this.connecting.delete(key));
+    opening.catch(() => {});
+    this.connecting.set(key, opening);
+  }
+
+  async request(r: UpstreamRequest): Promise<UpstreamResponse> {
+    const host = typeof r.headers.host === 'string' ? r.headers.host : this.o.authority;
+    const servername = this.o.scheme === 'https' ? hostName(host) : undefined;
+    const s = await this.session(servername);
+    const headers: OutgoingHttpHeaders = { ':method': r.method, ':path': r.path, ':scheme': this.o.scheme, ':authority': host };
+    for (const [name, value] of Object.entries(r.headers)) if (name !== 'host') headers[name] = value;
+    r.signal?.throwIfAborted();
+    let stream: ClientHttp2Stream;
+    try {
+      stream = s.session.request(headers, { endStream: !r.body });
+    } catch (err) {
+      throw Object.assign(new Error(`HTTP/2 stream not opened: ${(err as Error).message}`), { code: 'UPSTREAM_RESET', cause: err });
+    }
+    s.streams++;
+    stream.once('close', () => {
+      s.streams--;
+      if (s.streams === 0 && this.closed) s.session.close();
+    });
+    return exchange(stream, r);
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    return Promise.all(
+      this.sessions.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            if (s.session.closed || s.session.destroyed) return resolve();
+            s.session.close(() => resolve());
+          }),
+      ),
+    ).then(() => {});
+  }
+
+  /** A session with room for another stream, for this server name; opened when there is none. */
+  private async session(servername: string | undefined): Promise<Session> {
+    if (this.closed) throw Object.assign(new Error('upstream closed'), { code: 'UPSTREAM_RESET' });
+    for (;;) {
+      const s = this.sessions.find(
+        (x) => x.servername === servername && !x.session.closed && !x.session.destroyed && x.streams < (x.session.remoteSettings.maxConcurrentStreams ?? 100),
+      );
+      if (s) return s;
+      const key = servername ?? '';
+      const pending = this.connecting.get(key);
+      if (pending) {
+        await pending;
+        continue; // it may already be full: look again
+      }
+      const opening = this.open(servername).finally(() => this.connecting.delete(key));
+      this.connecting.set(key, opening);
+      return opening;
+    }
+  }
+
+  private open(servername: string | undefined, socket?: Socket): Promise<Session> {
+    return new Promise((resolve, reject) => {
+      const conn = socket ?? this.o.connect(servername);
+      const session = h2connect(`${this.o.scheme}://${this.o.authority}`, { createConnection: () => conn, settings: { enablePush: false } });
+      const entry: Session = { session, servername, streams: 0 };
+      let settled = false;
+      const fail = (err: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        session.destroy();
+        reject(err);
+      };
+      const timer = setTimeout(() => fail(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), CONNECT_TIMEOUT_MS);
+      // A connection error (refused, TLS) comes as the socket's error, through the session.
+      session.on('error', (err) => fail(err));
+      conn.once('error', (err) => fail(err));
+      const ready = () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.sessions.push(entry);
+        resolve(entry);
+      };
+      session.once('connect', ready);
+      session.once('close', () => {
+        fail(Object.assign(new Error('HTTP/2 session closed'), { code: 'UPSTREAM_RESET' }));
+        const i = this.sessions.indexOf(entry);
+        if (i >= 0) this.sessions.splice(i, 1);
+      });
+      // A GOAWAY: no new streams on this session; those in flight finish.
+      session.once('goaway', () => {
+        const i = this.sessions.indexOf(entry);
+        if (i >= 0) this.sessions.splice(i, 1);
+      });
+      session.setTimeout(IDLE_MS, () => {
+        if (entry.streams === 0) session.close();
+      });
+      session.unref();
+    });
+  }
+}
+
+/** One request on one stream: resolves at the response headers; the body ends only on a clean close. */
+function exchange(stream: ClientHttp2Stream, r: UpstreamRequest): Promise<UpstreamResponse> {
+  return new Promise((resolve, reject) => {
+    let responded = false;
+    let ended = false;
+    const trailers: Record<string, string | string[] | undefined> = {};
+    const body = new H2Body(stream);
+
+    const onAbort = () => {
+      if (!stream.closed) stream.close(constants.NGHTTP2_CANCEL);
+      const err = Object.assign(new Error('request aborted'), { name: 'AbortError', code: 'UND_ERR_ABORTED' });
+      if (!responded) reject(err);
+      else body.destroy(err);
+    };
+    r.signal?.addEventListener('abort', onAbort, { once: true });
+
+    if (r.body) {
+      const source = r.body;
+      source.on('error', () => {
+        if (!stream.closed) stream.close(constants.NGHTTP2_CANCEL);
+      });
+      source.pipe(stream);
+      stream.once('close', () => source.unpipe(stream));
+    }
+
+    stream.on('response', (headers: IncomingHttpHeaders, flags: number) => {
+      responded = true;
+      const status = Number(headers[':status']);
+      const out: Record<string, string | string[] | undefined> = {};
+      for (const [k, v] of Object.entries(headers)) if (k.charCodeAt(0) !== 58) out[k] = v;
+      // (`stream.endAfterHeaders` is not set yet when 'response' is emitted; the frame's flags are.)
+      resolve({ statusCode: status, headers: out, body, trailers, trailersOnly: (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0 });
+    });
+    stream.on('trailers', (t: IncomingHttpHeaders) => {
+      for (const [k, v] of Object.entries(t)) if (k.charCodeAt(0) !== 58) trailers[k] = v;
+    });
+    stream.on('data', (c: Buffer) => {
+      if (!body.push(c)) stream.pause();
+    });
+    stream.on('end', () => (ended = true));
+    stream.on('error', () => {}); // reported through 'close' and rstCode
+    stream.on('close', () => {
+      r.signal?.removeEventListener('abort', onAbort);
+      const clean = ended && (stream.rstCode === undefined || stream.rstCode === constants.NGHTTP2_NO_ERROR);
+      if (!responded) {
+        const refused = stream.rstCode === constants.NGHTTP2_REFUSED_STREAM;
+        reject(Object.assign(new Error(`upstream closed the stream before answering (HTTP/2 error ${stream.rstCode})`), { code: refused ? 'REFUSED_STREAM' : 'UPSTREAM_RESET' }));
+        return;
+      }
+      if (clean) body.push(null);
+      else if (!body.destroyed) body.destroy(Object.assign(new Error(`upstream reset the stream (HTTP/2 error ${stream.rstCode})`), { code: 'UPSTREAM_RESET' }));
+    });
+  });
+}
+
+/** The response body: backpressure reaches the stream; destroying it cancels the stream. */
+class H2Body extends Readable {
+  private readonly stream: ClientHttp2Stream;
+  constructor(stream: ClientHttp2Stream) {
+    super();
+    this.stream = stream;
+  }
+  override _read(): void {
+    this.stream.resume();
+  }
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (!this.stream.closed) this.stream.close(constants.NGHTTP2_CANCEL);
+    cb(err);
+  }
+  /** Read and discard the rest (undici's BodyReadable.dump, for mirrors). */
+  dump(): Promise<void> {
+    return new Promise((resolve) => {
+      this.once('end', resolve);
+      this.once('close', resolve);
+      this.once('error', () => resolve());
+      this.resume();
+    });
+  }
+}
+
+/** The host name of an authority, for SNI (undefined for an IP address). */
+export function hostName(authority: string): string | undefined {
+  const host = authority.startsWith('[') ? authority.slice(1, authority.indexOf(']')) : authority.replace(/:\d+$/, '');
+  return /^[\d.]+$/.test(host) || host.includes(':') ? undefined : host;
+}

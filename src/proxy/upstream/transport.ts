@@ -1,0 +1,232 @@
+// Transports: how the proxy speaks to an upstream address — HTTP/1.1, h2c, or TLS with ALPN — and
+// the connection pool for each.
+
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { checkServerIdentity, connect as tlsConnect, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { Pool } from 'undici';
+import type { ClusterConfig, ClusterTlsConfig, EndpointConfig, ProxySnapshot, UpstreamProtocol } from '../../wire/snapshot.ts';
+import { H2Upstream, hostName } from './h2.ts';
+import type { Upstream, UpstreamRequest, UpstreamResponse } from './upstream.ts';
+
+export interface Transport {
+  readonly protocol: UpstreamProtocol;
+  /** TLS the proxy originates, with the trusted CAs already read. */
+  readonly tls?: LoadedTls;
+}
+
+export interface LoadedTls {
+  readonly config: ClusterTlsConfig;
+  /** The PEM of `config.caCertificates`, when given. */
+  readonly ca?: Buffer;
+}
+
+export const HTTP1: Transport = Object.freeze({ protocol: 'http1' });
+/** HTTP/2 cleartext with prior knowledge (h2c). */
+export const H2C: Transport = Object.freeze({ protocol: 'h2' });
+
+/** Upstream timers: the mesh applies route timeouts itself, so a long stream is never cut by undici. */
+const POOL_OPTIONS = { keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0, connectTimeout: 10_000 } as const;
+const CONNECT_TIMEOUT_MS = POOL_OPTIONS.connectTimeout;
+
+/** Check what the proxy cannot act on before it is used (a NACK, not a failure on the request path). */
+export function checkTransports(snapshot: ProxySnapshot): void {
+  const protocolOk = (p: unknown) => p === 'http1' || p === 'h2';
+  for (const c of snapshot.clusters) {
+    if (!protocolOk(c.protocol)) throw new Error(`cluster ${c.name}: protocol ${JSON.stringify(c.protocol)} is not http1 or h2`);
+    if (c.tls && c.tls.mode !== 'SIMPLE') throw new Error(`cluster ${c.name}: tls mode ${JSON.stringify(c.tls.mode)} is not SIMPLE`);
+  }
+  if (snapshot.inbound && !protocolOk(snapshot.inbound.protocol))
+    throw new Error(`inbound: protocol ${JSON.stringify(snapshot.inbound.protocol)} is not http1 or h2`);
+}
+
+/**
+ * Reads the CA files the clusters name, once per snapshot (so a rotated file is picked up by the
+ * next snapshot); an unreadable file throws, so the snapshot is NACKed.
+ */
+export class TlsMaterial {
+  private files = new Map<string, Buffer>();
+
+  load(clusters: readonly ClusterConfig[]): void {
+    const next = new Map<string, Buffer>();
+    for (const c of clusters) {
+      const path = c.tls?.caCertificates;
+      if (!path || next.has(path)) continue;
+      next.set(path, readCa(c, path));
+    }
+    this.files = next;
+  }
+
+  /** How the proxy speaks to an endpoint of the cluster. TLS is for endpoints outside the mesh. */
+  transportFor(cluster: ClusterConfig, endpoint: EndpointConfig): Transport {
+    const tls = cluster.tls && !endpoint.sidecar ? cluster.tls : undefined;
+    if (!tls) return cluster.protocol === 'h2' ? H2C : HTTP1;
+    let ca: Buffer | undefined;
+    if (tls.caCertificates) {
+      ca = this.files.get(tls.caCertificates);
+      if (!ca) {
+        ca = readCa(cluster, tls.caCertificates);
+        this.files.set(tls.caCertificates, ca);
+      }
+    }
+    return { protocol: cluster.protocol, tls: { config: tls, ca } };
+  }
+}
+
+function readCa(cluster: ClusterConfig, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new Error(`cluster ${cluster.name}: tls.caCertificates ${path}: ${(err as Error).message}`);
+  }
+}
+
+/** A stable name for a transport: pools are kept per (address, transport). */
+export function transportId(t: Transport): string {
+  if (!t.tls) return t.protocol;
+  const c = t.tls.config;
+  const ca = t.tls.ca ? createHash('sha256').update(t.tls.ca).digest('hex').slice(0, 16) : '';
+  return `${t.protocol}+tls:${JSON.stringify([c.sni ?? '', c.subjectAltNames ?? [], c.insecureSkipVerify ?? false, ca])}`;
+}
+
+/**
+ * The connection pool for `host:port` over a transport: undici's keep-alive pool for HTTP/1.1,
+ * HTTP/2 sessions for h2c and h2 over TLS, and for TLS on an HTTP/1.1 cluster a pool that asks the
+ * server by ALPN (h2 or http/1.1) on its first connection and speaks that from then on.
+ */
+export function createUpstream(key: string, t: Transport): Upstream {
+  const { host, port } = splitKey(key);
+  if (t.tls) {
+    const tls = t.tls;
+    if (t.protocol === 'h2') return new H2Upstream({ scheme: 'https', authority: key, connect: (sn) => tlsSocket(host, port, tls, ['h2'], sn) });
+    return new AlpnUpstream(key, tls);
+  }
+  if (t.protocol === 'h2') return new H2Upstream({ scheme: 'http', authority: key, connect: () => tcpConnect({ host, port, noDelay: true }) });
+  return new Pool(`http://${key}`, POOL_OPTIONS);
+}
+
+function splitKey(key: string): { host: string; port: number } {
+  const colon = key.lastIndexOf(':');
+  const host = key.slice(0, colon);
+  return { host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(key.slice(colon + 1)) };
+}
+
+/**
+ * TLS on an HTTP/1.1 cluster: the first connection offers `h2` and `http/1.1` and the server's
+ * choice holds for the pool's life — HTTP/2 sessions (the probe connection becomes the first), or
+ * an HTTP/1.1 keep-alive pool that offers only `http/1.1`.
+ */
+class AlpnUpstream implements Upstream {
+  private readonly key: string;
+  private readonly tls: LoadedTls;
+  private chosen?: Upstream;
+  private probing?: Promise<Upstream>;
+  private closed = false;
+
+  constructor(key: string, tls: LoadedTls) {
+    this.key = key;
+    this.tls = tls;
+  }
+
+  async request(r: UpstreamRequest): Promise<UpstreamResponse> {
+    const upstream = this.chosen ?? (await this.choose(typeof r.headers.host === 'string' ? hostName(r.headers.host) : undefined));
+    return upstream.request(r);
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    return this.chosen?.close() ?? Promise.resolve();
+  }
+
+  private choose(servername: string | undefined): Promise<Upstream> {
+    this.probing ??= new Promise<Upstream>((resolve, reject) => {
+      const { host, port } = splitKey(this.key);
+      const socket = tlsSocket(host, port, this.tls, ['h2', 'http/1.1'], servername);
+      whenConnected(socket, 'secureConnect', (err) => {
+        this.probing = undefined;
+        if (err) return reject(err);
+        let chosen: Upstream;
+        if (socket.alpnProtocol === 'h2') {
+          const h2 = new H2Upstream({ scheme: 'https', authority: this.key, connect: (sn) => tlsSocket(host, port, this.tls, ['h2'], sn) });
+          h2.adopt(socket, servername);
+          chosen = h2;
+        } else {
+          socket.destroy();
+          chosen = new Pool(`https://${this.key}`, {
+            ...POOL_OPTIONS,
+            allowH2: false,
+            connect: (o, callback) => {
+              const s = tlsSocket(o.hostname, Number(o.port) || 443, this.tls, ['http/1.1'], o.servername);
+              whenConnected(s, 'secureConnect', (e, c) => (e ? callback(e, null) : callback(null, c!)));
+              return s;
+            },
+          });
+        }
+        if (this.closed) void chosen.close();
+        this.chosen = chosen;
+        resolve(chosen);
+      });
+    });
+    return this.probing;
+  }
+}
+
+/**
+ * A raw connection for a request whose bytes the proxy passes through after its head (a WebSocket
+ * upgrade): plain TCP, or TLS negotiating HTTP/1.1. Resolves once connected.
+ */
+export function connectRaw(host: string, port: number, t: Transport, servername: string | undefined): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = t.tls ? tlsSocket(host, port, t.tls, ['http/1.1'], servername) : tcpConnect({ host, port, noDelay: true });
+    whenConnected(socket, t.tls ? 'secureConnect' : 'connect', (err, s) => (err ? reject(err) : resolve(s!)));
+  });
+}
+
+/**
+ * Envoy's UpstreamTlsContext as Istio builds it for SIMPLE: SNI is `sni`, else the request's host
+ * (auto SNI); the chain is checked against `caCertificates` (else the trusted roots) and the
+ * certificate must carry one of `subjectAltNames`, else match the server name; nothing is checked
+ * with `insecureSkipVerify`.
+ */
+function tlsSocket(host: string, port: number, tls: LoadedTls, alpn: string[], requestServername: string | null | undefined): TLSSocket {
+  const c = tls.config;
+  const servername = c.sni || requestServername || undefined;
+  const socket = tlsConnect({
+    host,
+    port,
+    servername,
+    ALPNProtocols: alpn,
+    ca: tls.ca,
+    rejectUnauthorized: !c.insecureSkipVerify,
+    checkServerIdentity: (name: string, cert: PeerCertificate) => {
+      if (c.insecureSkipVerify) return undefined;
+      if (c.subjectAltNames) return sanMatches(cert, c.subjectAltNames) ? undefined : new Error(`certificate SANs ${cert.subjectaltname ?? '(none)'} match none of ${c.subjectAltNames.join(', ')}`);
+      return checkServerIdentity(servername ?? name, cert);
+    },
+  });
+  socket.setNoDelay(true);
+  return socket;
+}
+
+function sanMatches(cert: PeerCertificate, wanted: readonly string[]): boolean {
+  const sans = (cert.subjectaltname ?? '').split(', ').map((s) => s.slice(s.indexOf(':') + 1));
+  return wanted.some((w) => sans.includes(w));
+}
+
+/** Calls back once, on `event` or the first error, or after the connect timeout (undici's code). */
+function whenConnected<S extends Socket>(socket: S, event: 'connect' | 'secureConnect', callback: (err: Error | null, socket: S | null) => void): void {
+  let called = false;
+  const once = (err: Error | null) => {
+    if (called) return;
+    called = true;
+    clearTimeout(timer);
+    socket.off('error', onError);
+    if (err) socket.destroy();
+    callback(err, err ? null : socket);
+  };
+  const onError = (err: Error) => once(err);
+  const timer = setTimeout(() => once(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), CONNECT_TIMEOUT_MS);
+  socket.once(event, () => once(null));
+  socket.on('error', onError);
+}

@@ -1,0 +1,33 @@
+// Upstream: what the proxy asks of a connection pool to one address, whatever the protocol.
+//
+// undici's Pool (HTTP/1.1) fits it as it is; H2Upstream (HTTP/2) and AlpnUpstream (TLS, either)
+// implement it. A request resolves at the response headers; the body streams after.
+
+import type { Readable } from 'node:stream';
+
+export interface UpstreamRequest {
+  path: string;
+  method: string;
+  /** Lowercase names; `host` is the authority. */
+  headers: Record<string, string | string[]>;
+  body?: Readable;
+  /** Aborts the request: before the answer it rejects, after it the body fails. */
+  signal?: AbortSignal;
+}
+
+export interface UpstreamResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** Ends only when the upstream ended the answer cleanly; an upstream cut makes it fail. */
+  body: Readable & { dump(): Promise<unknown> };
+  /** Filled in by the time the body ends. */
+  trailers: Record<string, string | string[] | undefined>;
+  /** HTTP/2: the answer was one HEADERS frame that ended the stream (gRPC's trailers-only form). */
+  trailersOnly?: boolean;
+}
+
+export interface Upstream {
+  request(r: UpstreamRequest): Promise<UpstreamResponse>;
+  /** Graceful: requests in flight finish. */
+  close(): Promise<void>;
+}
