@@ -240,7 +240,7 @@ describe('protocols through the mesh', () => {
 
   test('metrics carry grpc_response_status on both sides', async () => {
     const edge = await metricsOf('weft-system/edge');
-    assert.match(edge, /istio_requests_total\{reporter="source",[^}]*destination_service="echo-grpc\.default\.svc\.cluster\.local"[^}]*response_code="200",grpc_response_status="0",[^}]*\} \d+/);
+    assert.match(edge, /istio_requests_total\{reporter="source",[^}]*destination_service="echo-grpc\.default\.svc\.cluster\.local"[^}]*request_protocol="grpc",response_code="200",grpc_response_status="0",[^}]*\} \d+/);
     assert.match(edge, /istio_requests_total\{reporter="source",[^}]*destination_service="echo-grpc\.default\.svc\.cluster\.local"[^}]*response_code="200",grpc_response_status="5",[^}]*\} 1/);
     // The retried UNAVAILABLE answers were never seen downstream: one OK request for flaky-1.
     const server = await metricsOf('default/echo-grpc-0');

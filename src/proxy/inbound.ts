@@ -7,7 +7,7 @@ import { findVirtualHost, type RuntimeConfig } from './compile.ts';
 import { forward, forwardableHeaders, sendError, settle } from './forward.ts';
 import type { EndpointStates } from './upstream/endpoints.ts';
 import type { MeshMetrics, PeerLabels } from './observe/metrics.ts';
-import { decodePeer, destinationPeerLabels, PEER_HEADER } from './observe/peer.ts';
+import { decodePeer, destinationPeerLabels, PEER_HEADER, requestProtocol } from './observe/peer.ts';
 import { resolveTarget } from './pipeline.ts';
 import type { AccessLog } from './observe/access-log.ts';
 import { H2C, HTTP1 } from './upstream/transport.ts';
@@ -86,7 +86,7 @@ export function inboundHandler(deps: InboundDeps) {
       headers,
     });
     const { status, flag, grpcStatus } = settle(res, outcome);
-    metrics.record(status, flag, grpcStatus, performance.now() - start, outcome.requestBytes, outcome.responseBytes);
+    metrics.record(status, flag, grpcStatus, performance.now() - start, outcome.requestBytes, outcome.responseBytes, requestProtocol(req.headers['content-type']));
     deps.accessLog?.write(req, target, status, flag, 'inbound', `${app.appHost}:${app.appPort}`, start);
   }
 

@@ -26,7 +26,7 @@ import { backoffMs } from './routing/retry.ts';
 import { answerWhole, grpcStatusOf, forwardableHeaders, hasRequestBody, relay, requestBody, sendError, tryUpstream, type TryOutcome } from './forward.ts';
 import { ReplayableBody } from './upstream/replay.ts';
 import { setCookieValue } from './upstream/lb/hash-cookie.ts';
-import { encodePeer, PEER_HEADER } from './observe/peer.ts';
+import { encodePeer, PEER_HEADER, requestProtocol } from './observe/peer.ts';
 import type { AccessLog } from './observe/access-log.ts';
 
 /** How much of a request body is kept so a retry or a mirror can send it again (Envoy's default). */
@@ -340,7 +340,7 @@ export function outboundHandler(deps: PipelineDeps) {
     if (retriesExhausted) flagList.push('URX');
     const requestBytes = replay ? replay.bytesRead : (plain?.bytes() ?? 0);
     const metrics = endpoint?.metrics ?? cluster.unreachedMetrics;
-    metrics.record(status, flags(flagList), last?.grpcStatus ?? '', performance.now() - start, requestBytes, responseBytes);
+    metrics.record(status, flags(flagList), last?.grpcStatus ?? '', performance.now() - start, requestBytes, responseBytes, requestProtocol(req.headers['content-type']));
     deps.accessLog?.write(req, target, status, flags(flagList), route.config.name, endpoint?.state.key, start);
   };
 }

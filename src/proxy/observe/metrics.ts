@@ -25,7 +25,6 @@ export interface PeerLabelValues {
   destination_service: string;
   destination_service_name: string;
   destination_service_namespace: string;
-  request_protocol: string;
   connection_security_policy: string;
 }
 
@@ -66,11 +65,20 @@ export class PeerLabels {
     this.all = all;
   }
 
-  record(code: number, flags: string, grpcStatus: string, durationMs: number, requestBytes: number, responseBytes: number): void {
-    const key = `${code}|${flags}|${grpcStatus}`;
+  /** `protocol` is Istio's request_protocol: `grpc` for gRPC requests, else `http`. */
+  record(
+    code: number,
+    flags: string,
+    grpcStatus: string,
+    durationMs: number,
+    requestBytes: number,
+    responseBytes: number,
+    protocol: 'http' | 'grpc' = 'http',
+  ): void {
+    const key = `${code}|${flags}|${grpcStatus}|${protocol}`;
     let s = this.byOutcome.get(key);
     if (!s) {
-      s = new Series(`${this.rendered},response_code="${code}",grpc_response_status="${grpcStatus}",response_flags="${flags}"`);
+      s = new Series(`${this.rendered},request_protocol="${protocol}",response_code="${code}",grpc_response_status="${grpcStatus}",response_flags="${flags}"`);
       this.byOutcome.set(key, s);
       this.all.push(s);
     }

@@ -55,7 +55,6 @@ export function sourcePeerLabels(
     destination_service: cluster?.service.host ?? UNKNOWN,
     destination_service_name: cluster?.service.name ?? UNKNOWN,
     destination_service_namespace: cluster?.service.namespace ?? UNKNOWN,
-    request_protocol: 'http',
     // No mTLS yet between sidecars: say so rather than claim it.
     connection_security_policy: 'unknown',
   };
@@ -78,7 +77,11 @@ export function destinationPeerLabels(proxy: ProxyNode, source: PeerInfo | undef
     destination_service: service,
     destination_service_name: service.split('.')[0] || UNKNOWN,
     destination_service_namespace: service.split('.')[1] ?? proxy.namespace,
-    request_protocol: 'http',
     connection_security_policy: 'none',
   };
+}
+
+/** Istio's request_protocol for a request: gRPC by its content type, else HTTP. */
+export function requestProtocol(contentType: string | string[] | undefined): 'http' | 'grpc' {
+  return typeof contentType === 'string' && contentType.startsWith('application/grpc') ? 'grpc' : 'http';
 }
