@@ -76,11 +76,12 @@ export const NOT_IMPLEMENTED_FIELDS: Readonly<Record<string, readonly Unimplemen
     { path: 'spec.exportTo' },
     { path: 'spec.subjectAltNames' },
     { path: 'spec.workloadSelector' },
-    { path: 'spec.resolution', when: (v) => v !== 'STATIC' && v !== 'DNS' },
+    // NONE (the default) dials the host the caller named, like DNS; DYNAMIC_DNS is not implemented.
+    { path: 'spec.resolution', when: (v) => v === 'DYNAMIC_DNS' },
     {
-      path: 'spec',
-      when: (spec) => (spec as { resolution?: string }).resolution === undefined,
-      message: () => 'resolution is not set, so it is NONE (connect to the address the client asked for), which is valid Istio but not implemented by Weft yet; set resolution: STATIC or DNS',
+      path: 'spec.hosts[]',
+      when: (h) => String(h).startsWith('*'),
+      message: (h) => `host ${JSON.stringify(h)}: a wildcard host would need the proxy to dial whatever host a caller names, which Weft does not do yet; it gets no endpoints`,
     },
   ],
   // The edge serves a Gateway's plain HTTP servers (HTTP, HTTP2, GRPC) on its own address.

@@ -93,10 +93,10 @@ test('ServiceEntry: STATIC and DNS endpoints, ports, and Istio rules', () => {
   assert.deepEqual(errorKeys(se('hosts: [a.com, b.com]\nports: [{number: 5432, name: pg, protocol: TCP}]\nresolution: DNS')), ['INVALID_VALUE spec.ports[0].protocol']);
   assert.deepEqual(errorKeys(se('hosts: [a.com]\nports: [{number: 80, name: http, protocol: QUIC}]\nresolution: DNS')), ['INVALID_VALUE spec.ports[0].protocol']);
   assert.deepEqual(errorKeys(se('hosts: []')), ['INVALID_VALUE spec.hosts']);
-  // Resolution NONE (the default) and DNS_ROUND_ROBIN are valid Istio that Weft does not implement yet.
-  assert.deepEqual(warnings(se('hosts: [a.com]\nresolution: NONE')).map((d) => `${d.code} ${d.path}`), ['NOT_IMPLEMENTED spec.resolution']);
-  assert.deepEqual(warnings(se('hosts: [a.com]')).map((d) => `${d.code} ${d.path}`), ['NOT_IMPLEMENTED spec']);
-  assert.match(warnings(se('hosts: [a.com]'))[0]!.message, /resolution is not set, so it is NONE/);
+  // Resolution NONE (the default) dials the named host, as DNS does; a wildcard host cannot be dialled.
+  assert.deepEqual(warnings(se('hosts: [a.com]\nresolution: NONE')), []);
+  assert.deepEqual(warnings(se('hosts: [a.com]')), []);
+  assert.deepEqual(warnings(se('hosts: ["*.a.com"]')).map((d) => `${d.code} ${d.path}`), ['NOT_IMPLEMENTED spec.hosts[0]']);
 });
 
 test('WorkloadEntry: address or network required, unix sockets without ports', () => {

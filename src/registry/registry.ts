@@ -103,12 +103,13 @@ export function buildRegistry(resources: readonly Resource[], instances: readonl
             protocol: p.protocol ?? 'TCP',
           })),
           selector: spec.workloadSelector?.labels,
+          // DNS without endpoints dials the host by name. NONE (Istio's default) means "the
+          // address the caller asked for": a caller in this mesh asks by name through its
+          // sidecar, so that is the same dial. A wildcard host has no one name to dial.
           staticEndpoints:
-            spec.resolution === 'DNS' || spec.resolution === 'DNS_ROUND_ROBIN'
-              ? staticEndpoints.length > 0
-                ? staticEndpoints
-                : [dnsEndpoint(h, r.metadata.namespace)]
-              : staticEndpoints,
+            staticEndpoints.length > 0 || h.startsWith('*') || spec.resolution === 'STATIC'
+              ? staticEndpoints
+              : [dnsEndpoint(h, r.metadata.namespace)],
           origin: 'ServiceEntry',
         });
       }

@@ -181,3 +181,19 @@ spec:
   const action = vh.routes[0].action;
   assert.equal(action.kind === 'route' && action.destinations[0].cluster, 'outbound|80||reviews.team.svc.cluster.local', 'the delegate’s short host resolves in its own namespace');
 });
+
+test('a ServiceEntry with resolution NONE (the default) dials the host the caller named', async () => {
+  const text = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: openai}
+spec:
+  hosts: [api.openai.example]
+  ports: [{number: 443, name: https, protocol: HTTPS}, {number: 80, name: http, protocol: HTTP}]
+`;
+  const { resources, diagnostics } = parseText(text, 'se.yaml');
+  assert.deepEqual(diagnostics, []);
+  const snap = translate({ resources, registry: buildRegistry(resources, []), proxy: node('client'), version: 1 });
+  const c = snap.clusters.find((x) => x.name === 'outbound|80||api.openai.example')!;
+  assert.deepEqual(c.endpoints.map((e) => `${e.host}:${e.port}`), ['api.openai.example:80']);
+});
