@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileRoute, findRoute, type RequestView } from './match.ts';
+import { compileRoute, findRoute, findRouteMatch, type RequestView } from './match.ts';
 import type { RouteConfig, MatchConfig } from '../../wire/snapshot.ts';
 
 function req(p: Partial<Omit<RequestView, 'header'>> & { headers?: Record<string, string> } = {}): RequestView {
@@ -90,4 +90,25 @@ test('regex is RE2: inline flags and RE2-only escapes work, lookarounds are refu
   assert.equal(findRoute(t, req({ path: '/V1/Models' }))?.config.name, 'ci');
   assert.equal(findRoute(t, req({ path: '/v1/models2' })), undefined);
   assert.throws(() => compileRoute(route('look', [{ uri: { regex: '/(?=a)' } }])));
+});
+
+test('the route index finds exactly what a scan finds, in first-match order', () => {
+  // Many routes so the index is used: pinned exact/prefix routes, unpinned ones, overlaps, order.
+  const configs: RouteConfig[] = [];
+  for (let i = 0; i < 40; i++) configs.push(route(`exact-${i}`, [{ uri: { exact: `/m/${i}` } }]));
+  configs.push(route('method-only', [{ method: { exact: 'DELETE' } }]));
+  for (let i = 0; i < 40; i++) configs.push(route(`prefix-${i}`, [{ uri: { prefix: `/p/${i}` } }, { uri: { exact: `/alt/${i}` } }]));
+  configs.push(route('ci', [{ uri: { prefix: '/CASE' }, ignoreUriCase: true }]));
+  configs.push(route('short-prefix', [{ uri: { prefix: '/p' } }]));
+  configs.push(route('regex', [{ uri: { regex: '/r/[0-9]+' } }]));
+  configs.push(route('catch-all', []));
+  const table = configs.map(compileRoute);
+  const paths = ['/m/3', '/m/39', '/m/40', '/p/1', '/p/10/x', '/p/', '/p', '/alt/7', '/case/x', '/r/12', '/', '/zzz'];
+  for (const path of paths)
+    for (const method of ['GET', 'DELETE']) {
+      const r = req({ path, method });
+      const scan = findRoute(table, r)?.config.name;
+      assert.equal(findRouteMatch(table, r)?.route.config.name, scan, `${method} ${path}`);
+    }
+  assert.equal(findRouteMatch(table, req({ path: '/p/10/x' }))?.route.config.name, 'prefix-1', 'first match wins, not longest');
 });

@@ -52,11 +52,75 @@ export function findRouteMatch<R extends CompiledRoute>(
   routes: readonly R[],
   req: RequestView,
 ): { route: R; item: MatchConfig | undefined } | undefined {
-  for (const r of routes) {
+  const candidates = routes.length > INDEX_FROM ? routeIndex(routes).candidates(req.path) : undefined;
+  if (!candidates) {
+    for (const r of routes) {
+      const i = r.matchIndex(req);
+      if (i >= 0) return { route: r, item: r.config.match[i] };
+    }
+    return undefined;
+  }
+  for (const n of candidates) {
+    const r = routes[n];
     const i = r.matchIndex(req);
     if (i >= 0) return { route: r, item: r.config.match[i] };
   }
   return undefined;
+}
+
+/** Below this many routes a plain scan is as fast as any index. */
+const INDEX_FROM = 16;
+
+/**
+ * Which routes could match a path, in table order, without testing every route: a route whose
+ * every match item pins the path (case-sensitive exact or prefix) is only a candidate when the
+ * path equals or starts with one of them; any other route is always a candidate. First-match
+ * order is kept by merging candidate positions in ascending order.
+ */
+interface RouteIndex {
+  candidates(path: string): number[];
+}
+
+const indexes = new WeakMap<readonly CompiledRoute[], RouteIndex>();
+
+function routeIndex(routes: readonly CompiledRoute[]): RouteIndex {
+  let idx = indexes.get(routes);
+  if (idx) return idx;
+  const always: number[] = [];
+  const exact = new Map<string, number[]>();
+  const prefix = new Map<string, number[]>();
+  const add = (m: Map<string, number[]>, k: string, n: number) => {
+    const list = m.get(k);
+    if (!list) m.set(k, [n]);
+    else if (list[list.length - 1] !== n) list.push(n);
+  };
+  routes.forEach((r, n) => {
+    const items = r.config.match;
+    const pinned = items.length > 0 && items.every((m) => m.uri && !m.ignoreUriCase && ('exact' in m.uri || 'prefix' in m.uri));
+    if (!pinned) return always.push(n);
+    for (const m of items) {
+      const u = m.uri!;
+      if ('exact' in u) add(exact, u.exact, n);
+      else if ('prefix' in u) add(prefix, u.prefix, n);
+    }
+  });
+  const lengths = [...new Set([...prefix.keys()].map((k) => k.length))].sort((a, b) => a - b);
+  idx = {
+    candidates(path) {
+      const lists: number[][] = [always];
+      const e = exact.get(path);
+      if (e) lists.push(e);
+      for (const len of lengths) {
+        if (len > path.length) break;
+        const p = prefix.get(path.slice(0, len));
+        if (p) lists.push(p);
+      }
+      if (lists.length === 1) return always;
+      return [...new Set(lists.flat())].sort((a, b) => a - b);
+    },
+  };
+  indexes.set(routes, idx);
+  return idx;
 }
 
 /** The fields of one HTTPMatchRequest are AND-ed. */
