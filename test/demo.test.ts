@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { weftUp, viaEdge, load, agent, type RunningWeft } from './helpers/mesh.ts';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { weftUp, viaEdge, load, agent, WEFT, type RunningWeft } from './helpers/mesh.ts';
 
 describe('weft up: the embedded demo', () => {
   let weft: RunningWeft;
@@ -89,5 +91,37 @@ describe('weft up: the embedded demo', () => {
     }
     assert.match(metrics, /istio_requests_total\{reporter="source",source_workload="demo-client",[^}]*destination_workload="sentiment-v[12]",[^}]*destination_version="v[12]",[^}]*destination_service="sentiment-model\.default\.svc\.cluster\.local"[^}]*response_code="200"/);
     assert.match(metrics, /destination_service="llm-chat\.default\.svc\.cluster\.local"[^}]*response_code="200"/);
+  });
+
+  test('weft demo chaos: a failing sentiment replica’s callers get labelled fallbacks; a failing llm-chat replica is ejected', async () => {
+    const chaos = (replica: string, mode: string) => promisify(execFile)(process.execPath, [WEFT, 'demo', 'chaos', replica, mode, '--state-dir', weft.stateDir]);
+    const predict = (text: string) => viaEdge(weft.edge, 'sentiment-model', '/predict', { 'content-type': 'application/json' }, JSON.stringify({ text }));
+    // Good answers first, so the FallbackPolicy's cache has them.
+    for (let i = 0; i < 20; i++) await predict(`text number ${i % 5}`);
+    assert.match((await chaos('sentiment-v2', 'fail')).stdout, /default\/sentiment-v2-0: chaos mode fail/);
+    const seen: Record<string, number> = {};
+    for (let i = 0; i < 200; i++) {
+      const r = await predict(`text number ${i % 5}`);
+      assert.equal(r.status, 200, r.body);
+      const kind = String(r.headers['x-weft-fallback'] ?? 'model');
+      seen[kind] = (seen[kind] ?? 0) + 1;
+      // A cached answer is a model's own answer to the same text, not the static one.
+      if (kind === 'cache') assert.ok(JSON.parse(r.body).model, r.body);
+    }
+    assert.ok((seen.cache ?? 0) > 0, JSON.stringify(seen));
+    assert.equal(seen.static ?? 0, 0, 'every text had a cached answer');
+    await chaos('sentiment-v2', 'ok');
+
+    await chaos('llm-chat-1', 'fail');
+    const chat = (session: string) =>
+      viaEdge(weft.edge, 'llm-chat', '/v1/chat/completions', { 'x-session-id': session, 'content-type': 'application/json' }, JSON.stringify({ model: 'weft-markov-2', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }));
+    const statuses: number[] = [];
+    for (let i = 0; i < 40; i++) statuses.push((await chat(`chaos-${i}`)).status);
+    // Three 500s from llm-chat-1, then it is ejected and every session lands on llm-chat-0.
+    assert.equal(statuses.filter((s) => s === 500).length, 3, statuses.join(' '));
+    assert.ok(statuses.slice(-10).every((s) => s === 200));
+    const { stdout } = await promisify(execFile)(process.execPath, [WEFT, 'status', '--state-dir', weft.stateDir]);
+    assert.match(stdout, /ejected endpoints[\s\S]*weft-system\/edge\s+outbound\|80\|\|llm-chat\.default\.svc\.cluster\.local\s+\S+\s+consecutive_5xx/);
+    await chaos('llm-chat-1', 'ok');
   });
 });

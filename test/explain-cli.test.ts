@@ -177,3 +177,29 @@ test('configuration errors exit 1 with diagnostics; usage errors exit 2', async 
   assert.equal(badFrom.code, 2);
   assert.match(badFrom.stderr, /no Workload "nobody".*default\/caller/);
 });
+
+test('security: which AuthorizationPolicy allows or denies the call, by the caller\'s principal (the demo mesh)', async () => {
+  const DEMO = fileURLToPath(new URL('../src/demo/mesh/', import.meta.url));
+  const call = ['-f', DEMO, '--host', 'llm-chat', '--path', '/v1/chat/completions', '--method', 'POST'];
+  const [client, sentiment, admin, plaintext, badPrincipal] = await Promise.all([
+    run([...call, '--from', 'demo-client']),
+    json([...call, '--from', 'sentiment-v1']),
+    json(['-f', DEMO, '--host', 'llm-chat', '--path', '/x/../admin', '--principal', 'cluster.local/ns/default/sa/demo-client']),
+    json([...call, '--principal', 'none']),
+    run([...call, '--principal', 'spiffe://cluster.local/default/x']),
+  ]);
+  assert.equal(client.code, 0, client.stderr);
+  assert.match(client.stdout, /Security {2}\(caller's principal: spiffe:\/\/cluster\.local\/ns\/default\/sa\/demo-client\)/);
+  assert.match(client.stdout, /default\/llm-chat {2}mTLS STRICT \(istio-system\/default\) on port 80, connection mutual_tls\n {4}✔ allowed by ALLOW policy default\/llm-chat \(rule 0\)/);
+
+  type Sec = { security: Array<{ workload: string; verdict: string; policy: string | null; reason: string; principal: string | null }> };
+  const s = (r: unknown) => (r as Sec).security[0]!;
+  assert.deepEqual([s(sentiment).verdict, s(sentiment).principal], ['denied', 'spiffe://cluster.local/ns/default/sa/sentiment']);
+  assert.match(s(sentiment).reason, /no rule of the ALLOW policies that apply matched \(default\/llm-chat\) → 403 RBAC: access denied/);
+  // The path is normalised first, as the sidecar does: /x/../admin is /admin, outside /v1/*.
+  assert.equal(s(admin).verdict, 'denied');
+  assert.equal(s(plaintext).verdict, 'refused');
+  assert.match(s(plaintext).reason, /no certificate/);
+  assert.equal(badPrincipal.code, 2);
+  assert.match(badPrincipal.stderr, /--principal takes a SPIFFE ID/);
+});

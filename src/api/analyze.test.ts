@@ -131,3 +131,17 @@ test('gateways a VirtualService binds to must exist and be served by the edge', 
   assert.deepEqual(found(bound('[missing]')), ['warning UNKNOWN_GATEWAY spec.gateways[0]']);
   assert.deepEqual(found(gw('egress', '{istio: egressgateway}') + '---\n' + bound('[default/egress]')), ['warning GATEWAY_NOT_SERVED spec.gateways[0]']);
 });
+
+test('a FallbackPolicy’s host and route are checked as destinations are; two for one target warn', () => {
+  const fp = (name: string, spec: string) => `apiVersion: weft.dev/v1alpha1\nkind: FallbackPolicy\nmetadata: {name: ${name}}\nspec: ${spec}\n`;
+  const base = service('reviews') + '---\n' + rule('reviews', 'reviews', ['v1', 'v2']) + '---\n';
+  assert.deepEqual(keys(mesh(base + fp('ok', '{host: reviews, subset: v2, route: {host: reviews, subset: v1}}'))), []);
+  assert.deepEqual(keys(mesh(base + fp('bad', '{host: reviews, subset: v3, route: {host: ratings, subset: v1}}'))), [
+    'error UNKNOWN_SUBSET spec.subset',
+    'error UNKNOWN_SUBSET spec.route.subset',
+    'warning UNKNOWN_HOST spec.route.host',
+  ]);
+  assert.deepEqual(keys(mesh(base + fp('one', '{host: reviews, response: {}}') + '---\n' + fp('two', '{host: reviews.default.svc.cluster.local, response: {}}'))), [
+    'warning DUPLICATE_FALLBACK_POLICY spec.host',
+  ]);
+});

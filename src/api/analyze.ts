@@ -58,7 +58,9 @@ export function latestDefinitions(resources: readonly Resource[]): { resources: 
  * Checks the loaded resources against each other:
  * - a destination subset that no DestinationRule for its host defines (error UNKNOWN_SUBSET);
  * - a destination host no Service, ServiceEntry or VirtualService defines (warning UNKNOWN_HOST);
- * - two DestinationRules for one host (warning DUPLICATE_DESTINATION_RULE).
+ * - two DestinationRules for one host (warning DUPLICATE_DESTINATION_RULE);
+ * - a FallbackPolicy's host and route checked as destinations are, and two for one target
+ *   (warning DUPLICATE_FALLBACK_POLICY).
  */
 export function analyze(resources: readonly Resource[]): Diagnostic[] {
   const out: Diagnostic[] = [];
@@ -109,25 +111,47 @@ export function analyze(resources: readonly Resource[]): Diagnostic[] {
     }
   }
 
+  /** A (host, subset) a resource names: the subset must be defined, the host should be known. */
+  const checkDestination = (r: Resource, dest: Destination, path: string) => {
+    const host = fqdn(dest.host, r.metadata.namespace);
+    if (dest.subset) {
+      // The DestinationRules that apply to this host: same name, or a wildcard covering it.
+      const applicable = rules.filter((x) => hostCoveredBy(host, x.host));
+      if (!applicable.some((x) => (x.r.spec.subsets ?? []).some((s) => s.name === dest.subset))) {
+        const defined = applicable.map((x) => `${x.r.metadata.namespace}/${x.r.metadata.name} defines ${(x.r.spec.subsets ?? []).map((s) => s.name).join(', ') || 'no subsets'}`);
+        at(r, 'error', Codes.UNKNOWN_SUBSET, joinPath(path, 'subset'),
+          `subset ${JSON.stringify(dest.subset)} is not defined by any DestinationRule for ${host} (${defined.length ? `DestinationRule ${defined.join('; ')}` : 'there is no DestinationRule for this host'})`);
+      }
+    }
+    if (!isKnown(host)) {
+      // `reviews.default` is taken as fully qualified, exactly as Istio does; point at the likely intent.
+      const likely = host.includes('.') && !host.endsWith(CLUSTER_DOMAIN) && isKnown(`${host}.svc.${CLUSTER_DOMAIN}`) ? `; did you mean ${host}.svc.${CLUSTER_DOMAIN}?` : '';
+      at(r, 'warning', Codes.UNKNOWN_HOST, joinPath(path, 'host'),
+        `host ${JSON.stringify(dest.host)} (${host}) is not defined by any Service, ServiceEntry or VirtualService${likely}`);
+    }
+  };
+
   for (const vs of virtualServices) {
     for (const [dest, path] of destinations(vs)) {
       if (!dest?.host) continue;
-      const host = fqdn(dest.host, vs.metadata.namespace);
-      if (dest.subset) {
-        // The DestinationRules that apply to this host: same name, or a wildcard covering it.
-        const applicable = rules.filter((x) => hostCoveredBy(host, x.host));
-        if (!applicable.some((x) => (x.r.spec.subsets ?? []).some((s) => s.name === dest.subset))) {
-          const defined = applicable.map((x) => `${x.r.metadata.namespace}/${x.r.metadata.name} defines ${(x.r.spec.subsets ?? []).map((s) => s.name).join(', ') || 'no subsets'}`);
-          at(vs, 'error', Codes.UNKNOWN_SUBSET, joinPath(path, 'subset'),
-            `subset ${JSON.stringify(dest.subset)} is not defined by any DestinationRule for ${host} (${defined.length ? `DestinationRule ${defined.join('; ')}` : 'there is no DestinationRule for this host'})`);
-        }
-      }
-      if (!isKnown(host)) {
-        // `reviews.default` is taken as fully qualified, exactly as Istio does; point at the likely intent.
-        const likely = host.includes('.') && !host.endsWith(CLUSTER_DOMAIN) && isKnown(`${host}.svc.${CLUSTER_DOMAIN}`) ? `; did you mean ${host}.svc.${CLUSTER_DOMAIN}?` : '';
-        at(vs, 'warning', Codes.UNKNOWN_HOST, joinPath(path, 'host'),
-          `host ${JSON.stringify(dest.host)} (${host}) is not defined by any Service, ServiceEntry or VirtualService${likely}`);
-      }
+      checkDestination(vs, dest, path);
+    }
+  }
+
+  // FallbackPolicies: what they protect and where their route leads must exist; one per target.
+  const protectedBy = new Map<string, Resource>();
+  for (const fp of resources) {
+    if (fp.kind !== 'FallbackPolicy' || groupOf(fp.apiVersion) !== 'weft.dev') continue;
+    const spec = fp.spec as { host: string; subset?: string; route?: Destination };
+    checkDestination(fp, spec, 'spec');
+    if (spec.route) checkDestination(fp, spec.route, 'spec.route');
+    const target = `${fqdn(spec.host, fp.metadata.namespace)}|${spec.subset ?? ''}`;
+    const first = protectedBy.get(target);
+    if (first) {
+      at(fp, 'warning', Codes.DUPLICATE_FALLBACK_POLICY, 'spec.host',
+        `FallbackPolicy ${first.metadata.namespace}/${first.metadata.name} (${where(first)}) already protects ${target.replace('|', spec.subset ? ' subset ' : '')}; only the first one applies`);
+    } else {
+      protectedBy.set(target, fp);
     }
   }
   return out;

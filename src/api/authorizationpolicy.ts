@@ -1,4 +1,5 @@
-// AuthorizationPolicy (security.istio.io v1, v1beta1): schema and Istio's rules. Not implemented by Weft yet.
+// AuthorizationPolicy (security.istio.io v1, v1beta1): schema and Istio's rules; enforced by each sidecar's
+// inbound side (src/security/authz.ts). The CUSTOM action is valid Istio that Weft refuses (NOT_SUPPORTED).
 import type { KindDef } from './kind.ts';
 import { Codes } from './diagnostics.ts';
 import { joinPath } from './paths.ts';
@@ -165,6 +166,12 @@ function rules(spec: AnyRecord, ctx: RuleContext): void {
   const ruleList: Array<AnyRecord | undefined> = spec.rules ?? [];
   const noRules = ruleList.length === 0;
   if (action === 'CUSTOM') {
+    // Ignoring it would let through what the external authorizer denies: refused, not ignored.
+    ctx.error(
+      'spec.action',
+      'the CUSTOM action (external authorization) is not supported by Weft; a CUSTOM policy cannot be enforced, so it is refused rather than ignored (use ALLOW or DENY)',
+      Codes.NOT_SUPPORTED,
+    );
     if (noRules) ctx.error('spec.rules', 'CUSTOM action without rules is meaningless as it will never be triggered; add an empty rule {} to trigger it for every request', Codes.REQUIRED);
     else if (!spec.provider?.name) ctx.error('spec.provider.name', 'provider.name must not be empty for the CUSTOM action', Codes.REQUIRED);
     for (const [r, p] of items(ruleList, 'spec.rules')) {

@@ -93,7 +93,7 @@ test('policies Weft does not implement yet are warned about, field by field', ()
     host: r
     trafficPolicy:
       loadBalancer: {simple: PASSTHROUGH, warmup: {duration: 10s}}
-      connectionPool: {tcp: {maxConnections: 10}}
+      connectionPool: {tcp: {maxConnections: 10, maxConnectionDuration: 1h}, http: {useClientProtocol: true}}
       outlierDetection: {consecutive5xxErrors: 3}
       tls: {mode: ISTIO_MUTUAL}
       portLevelSettings:
@@ -109,15 +109,19 @@ test('policies Weft does not implement yet are warned about, field by field', ()
   assert.deepEqual(errorKeys(result), []);
   assert.deepEqual(warnings(result).map((d) => `${d.code} ${d.path}`), [
     'NOT_IMPLEMENTED spec.trafficPolicy.loadBalancer.simple',
-    'NOT_IMPLEMENTED spec.trafficPolicy.connectionPool.tcp',
-    'NOT_IMPLEMENTED spec.trafficPolicy.outlierDetection',
-    // ISTIO_MUTUAL comes with mTLS; SIMPLE (TLS origination) is implemented.
-    'NOT_IMPLEMENTED spec.trafficPolicy.tls.mode',
-    // Warmup and port-level load balancing are implemented; a port's connectionPool is not.
-    'NOT_IMPLEMENTED spec.trafficPolicy.portLevelSettings[0].connectionPool.tcp',
-    // The subset's loadBalancer (cookie attributes included) is implemented; its connectionPool is not.
-    'NOT_IMPLEMENTED spec.subsets[0].trafficPolicy.connectionPool.tcp',
+    // connectionPool (but these two fields) and outlierDetection are implemented at every level.
+    'NOT_IMPLEMENTED spec.trafficPolicy.connectionPool.tcp.maxConnectionDuration',
+    'NOT_IMPLEMENTED spec.trafficPolicy.connectionPool.http.useClientProtocol',
+    // tls ISTIO_MUTUAL (mTLS with the workload certificate), SIMPLE and DISABLE are implemented.
   ]);
+  const mutual = dr('host: r\ntrafficPolicy: {tls: {mode: MUTUAL, clientCertificate: /c.pem, privateKey: /k.pem}}');
+  assert.deepEqual(warnings(mutual).map((d) => `${d.code} ${d.path}`), [
+    'NOT_IMPLEMENTED spec.trafficPolicy.tls.mode',
+    'NOT_IMPLEMENTED spec.trafficPolicy.tls.clientCertificate',
+    'NOT_IMPLEMENTED spec.trafficPolicy.tls.privateKey',
+  ]);
+  const pinned = dr('host: r\ntrafficPolicy: {tls: {mode: ISTIO_MUTUAL, subjectAltNames: [spiffe://cluster.local/ns/a/sa/b]}}');
+  assert.deepEqual(warnings(pinned).map((d) => `${d.code} ${d.path}`), ['NOT_IMPLEMENTED spec.trafficPolicy.tls']);
 });
 
 test('deprecated fields still work, with a warning', () => {

@@ -30,6 +30,8 @@ export const Codes = {
   DUPLICATE: 'DUPLICATE',
   /** Valid Istio that Weft does not implement yet; it is ignored. */
   NOT_IMPLEMENTED: 'NOT_IMPLEMENTED',
+  /** Valid Istio that Weft refuses because ignoring it would be unsafe (an AuthorizationPolicy's CUSTOM action). */
+  NOT_SUPPORTED: 'NOT_SUPPORTED',
   /** A deprecated field; it still works in Istio. */
   DEPRECATED: 'DEPRECATED',
   /** Valid but very likely not what was meant (Istio reports these as warnings too). */
@@ -46,6 +48,8 @@ export const Codes = {
   DUPLICATE_NAME: 'DUPLICATE_NAME',
   /** Two DestinationRules for the same host; Istio merges them, which is rarely intended. */
   DUPLICATE_DESTINATION_RULE: 'DUPLICATE_DESTINATION_RULE',
+  /** Two FallbackPolicies protect the same host and subset; only the first (file order) applies. */
+  DUPLICATE_FALLBACK_POLICY: 'DUPLICATE_FALLBACK_POLICY',
 } as const;
 
 export type Code = (typeof Codes)[keyof typeof Codes];

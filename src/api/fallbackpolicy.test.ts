@@ -14,7 +14,7 @@ const doc = (spec: string, name = 'sentiment-model') =>
 const keys = (spec: string) => errorKeys(load(doc(spec)));
 
 describe('FallbackPolicy', () => {
-  it('loads the issue’s example, with a NOT_IMPLEMENTED warning until the proxy acts on it', () => {
+  it('loads the issue’s example, clean: the proxy acts on it', () => {
     const result = load(doc(`
       host: sentiment-model
       subset: v2
@@ -32,8 +32,7 @@ describe('FallbackPolicy', () => {
         body: '{"label":"neutral","confidence":0}'
     `));
     assert.deepEqual(errors(result), []);
-    assert.deepEqual(warnings(result).map((d) => d.code), ['NOT_IMPLEMENTED']);
-    assert.match(warnings(result)[0]!.message, /^FallbackPolicy default\/sentiment-model is Weft configuration that is not implemented by Weft yet/);
+    assert.deepEqual(warnings(result), []);
     assert.deepEqual(result.resources[0]!.spec as FallbackPolicySpec, {
       host: 'sentiment-model',
       subset: 'v2',

@@ -14,11 +14,8 @@ export const NOT_IMPLEMENTED_KINDS: ReadonlySet<string> = new Set([
   'networking.istio.io/ProxyConfig',
   'extensions.istio.io/WasmPlugin',
   'telemetry.istio.io/Telemetry',
-  'security.istio.io/PeerAuthentication',
-  'security.istio.io/AuthorizationPolicy',
   'security.istio.io/RequestAuthentication',
   'flagger.app/Canary',
-  'weft.dev/FallbackPolicy',
 ]);
 
 export interface UnimplementedField {
@@ -49,13 +46,19 @@ export const NOT_IMPLEMENTED_FIELDS: Readonly<Record<string, readonly Unimplemen
     { path: 'spec.workloadSelector' },
     // The same policy fields at four levels: the rule, its port-level settings, a subset, and a
     // subset's port-level settings. Implemented: loadBalancer (but PASSTHROUGH and locality),
-    // connectionPool.http.h2UpgradePolicy, and tls modes DISABLE and SIMPLE.
+    // connectionPool (but the fields below), outlierDetection, and tls modes DISABLE, SIMPLE and ISTIO_MUTUAL.
     ...['spec.trafficPolicy', 'spec.trafficPolicy.portLevelSettings[]', 'spec.subsets[].trafficPolicy', 'spec.subsets[].trafficPolicy.portLevelSettings[]'].flatMap(
       (at): UnimplementedField[] => [
-        { path: `${at}.connectionPool.tcp` },
-        ...['http1MaxPendingRequests', 'http2MaxRequests', 'maxRequestsPerConnection', 'maxRetries', 'idleTimeout', 'maxConcurrentStreams', 'useClientProtocol'].map((f) => ({ path: `${at}.connectionPool.http.${f}` })),
-        { path: `${at}.outlierDetection` },
-        { path: `${at}.tls.mode`, when: (v) => v !== 'SIMPLE' && v !== 'DISABLE' },
+        { path: `${at}.connectionPool.tcp.maxConnectionDuration` },
+        { path: `${at}.connectionPool.tcp.tcpKeepalive` },
+        { path: `${at}.connectionPool.http.useClientProtocol` },
+        { path: `${at}.connectionPool.http.http2KeepAlive` },
+        { path: `${at}.tls.mode`, when: (v) => v !== 'SIMPLE' && v !== 'DISABLE' && v !== 'ISTIO_MUTUAL' },
+        {
+          path: `${at}.tls`,
+          when: (v) => (v as { mode?: string })?.mode === 'ISTIO_MUTUAL' && ['sni', 'subjectAltNames', 'caCertificates'].some((f) => (v as Record<string, unknown>)[f] !== undefined),
+          message: () => 'with ISTIO_MUTUAL, sni, subjectAltNames and caCertificates are valid Istio but not implemented by Weft (it checks each endpoint against its workload\'s SPIFFE ID and the mesh root); they will be ignored',
+        },
         { path: `${at}.tls.clientCertificate` },
         { path: `${at}.tls.privateKey` },
         { path: `${at}.tls.credentialName` },
@@ -67,7 +70,6 @@ export const NOT_IMPLEMENTED_FIELDS: Readonly<Record<string, readonly Unimplemen
     ...['spec.trafficPolicy', 'spec.subsets[].trafficPolicy'].flatMap((at): UnimplementedField[] => [
       { path: `${at}.tunnel` },
       { path: `${at}.proxyProtocol` },
-      { path: `${at}.retryBudget` },
     ]),
   ],
   ServiceEntry: [

@@ -123,12 +123,18 @@ test('Gateway: validated as Istio does; HTTP servers are served by the edge, TLS
   assert.deepEqual(errorKeys(gw('servers:\n- port: {number: 80, name: http, protocol: HTTP}\n  hosts: ["*"]', 'my.gw')), ['INVALID_VALUE metadata.name']);
 });
 
-test('PeerAuthentication and AuthorizationPolicy: Istio rules, then not implemented', () => {
+test('PeerAuthentication and AuthorizationPolicy: Istio rules, implemented; CUSTOM refused as not supported', () => {
   const pa = load(doc('security.istio.io/v1', 'PeerAuthentication', 'mtls: {mode: STRICT}'));
   assert.deepEqual(errorKeys(pa), []);
-  assert.deepEqual(warnings(pa).map((d) => d.code), ['NOT_IMPLEMENTED']);
+  assert.deepEqual(warnings(pa), []);
+  assert.deepEqual(warnings(load(doc('security.istio.io/v1beta1', 'PeerAuthentication', 'selector: {matchLabels: {app: a}}\nportLevelMtls: {"8080": {mode: DISABLE}}'))), []);
   const ap = (spec: string) => load(doc('security.istio.io/v1', 'AuthorizationPolicy', spec));
-  assert.match(warnings(ap('action: ALLOW\nrules: [{}]'))[0]!.message, /^AuthorizationPolicy default\/x is valid Istio configuration but not implemented by Weft yet; it will be ignored$/);
+  assert.deepEqual(warnings(ap('action: ALLOW\nrules: [{}]')), []);
+  assert.deepEqual(errorKeys(ap('action: DENY\nrules: [{to: [{operation: {paths: [/admin]}}]}]')), []);
+  const custom = ap('action: CUSTOM\nprovider: {name: ext-authz}\nrules: [{to: [{operation: {paths: [/admin]}}]}]');
+  assert.deepEqual(errorKeys(custom), ['NOT_SUPPORTED spec.action']);
+  assert.match(errors(custom)[0]!.message, /CUSTOM action \(external authorization\) is not supported by Weft/);
+  assert.equal(custom.resources.length, 0, 'a CUSTOM policy never reaches a proxy');
   assert.deepEqual(errorKeys(ap('action: DENY')), ['REQUIRED spec.rules']);
   assert.deepEqual(errorKeys(ap('rules:\n- to: [{operation: {ports: ["99999"]}}]')), ['INVALID_VALUE spec.rules[0].to[0].operation.ports[0]']);
   assert.deepEqual(errorKeys(ap('rules:\n- from: [{source: {ipBlocks: ["10.0.0.0/33"]}}]')), ['INVALID_VALUE spec.rules[0].from[0].source.ipBlocks[0]']);

@@ -1,4 +1,5 @@
-// PeerAuthentication (security.istio.io v1, v1beta1): schema and Istio's rules. Not implemented by Weft yet.
+// PeerAuthentication (security.istio.io v1, v1beta1): schema and Istio's rules; resolved per workload and
+// port by src/security/peer-authn.ts and enforced by each sidecar's inbound listener.
 import type { KindDef } from './kind.ts';
 import { Codes } from './diagnostics.ts';
 import { enumOf, mapOf, obj, type Schema } from './schema.ts';

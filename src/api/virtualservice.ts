@@ -32,6 +32,7 @@ import {
 import { isIPAddress } from './net.ts';
 import { hostCoveredBy, hostsOverlap } from './hosts.ts';
 import { parseDurationNanos } from '../core/duration.ts';
+import { checkStreamingTimeouts } from './annotations.ts';
 
 // ---- schema ----------------------------------------------------------------------------------
 
@@ -559,6 +560,7 @@ function rules(spec: VirtualServiceSpec, ctx: RuleContext): void {
   }
   checkExportTo(ctx, 'spec.exportTo', spec.exportTo);
   checkReachability(ctx, spec.http ?? []);
+  checkStreamingTimeouts(ctx, new Set((spec.http ?? []).flatMap((r) => (r?.name ? [r.name] : []))));
 }
 
 /**

@@ -22,13 +22,16 @@ import { MeshMetrics } from '../proxy/observe/metrics.ts';
 import { systemRandom } from '../core/random.ts';
 import { systemClock } from '../core/clock.ts';
 import { one, parseArgs, UsageError } from './args.ts';
+import { principalArgument, renderSecurity, securityReports, type SecurityReport } from './explain-security.ts';
 
 export const explainHelp = `Usage: weft explain -f PATH... --host HOST [--path /p] [--method GET] [-H 'name: value']...
-                    [--query 'a=1&b=2'] [--from WORKLOAD [--namespace NS]] [-o json]
+                    [--query 'a=1&b=2'] [--from WORKLOAD [--namespace NS]] [--principal ID] [-o json]
 
 Show how the mesh would route one request, without running it: the virtual host the Host picks,
 each route in order with why it did not match (match item, field, expected vs actual), and the
 route that wins with its destinations, their share of traffic, balancing policy and endpoints.
+Then, for each workload behind them, what its sidecar does with the call: the PeerAuthentication
+mode, whether the connection is mTLS, and which AuthorizationPolicy allows or denies it.
 
   -f, --file PATH      mesh files or folders, as for \`weft analyze\` (repeatable)
   --host HOST          the request's Host (authority), e.g. sentiment-model or reviews:9080
@@ -39,6 +42,9 @@ route that wins with its destinations, their share of traffic, balancing policy 
   --from WORKLOAD      the Workload sending the request (its sidecar's view: sourceLabels,
                        sourceNamespace, short names of its namespace); default: the edge
   --namespace NS       the --from Workload's namespace, when the name is in several
+  --principal ID       the caller's identity for authorization, as a SPIFFE ID or Istio's form
+                       (cluster.local/ns/NS/sa/SA), or none; default: the --from Workload's
+                       (or the edge's) own identity
   -o json              machine-readable output
 
 Endpoints are as configured, not live health: every Workload replica counts as ready, at a
@@ -82,6 +88,7 @@ async function explain(argv: string[]): Promise<number> {
     { name: 'query', value: true },
     { name: 'from', value: true },
     { name: 'namespace', value: true },
+    { name: 'principal', value: true },
     { name: 'output', short: 'o', value: true },
     { name: 'help', short: 'h' },
   ]);
@@ -98,6 +105,10 @@ async function explain(argv: string[]): Promise<number> {
   const from = one(flags, 'from');
   const namespace = one(flags, 'namespace');
   if (namespace && !from) throw new UsageError('--namespace goes with --from (the edge is in namespace default)');
+  const principalText = one(flags, 'principal');
+  const principalOverride = principalText === undefined ? undefined : principalArgument(principalText);
+  if (principalText !== undefined && principalOverride === undefined)
+    throw new UsageError(`--principal takes a SPIFFE ID (spiffe://cluster.local/ns/NS/sa/SA), Istio's form (cluster.local/ns/NS/sa/SA) or none (got "${principalText}")`);
 
   const { resources, diagnostics } = await loadMesh(paths);
   const errors = diagnostics.filter((d) => d.severity === 'error');
@@ -146,6 +157,12 @@ async function explain(argv: string[]): Promise<number> {
   }
 
   const report = buildReport(request, proxy, rt, resources, registry, warnings);
+  const principal = principalOverride ?? proxy.identity;
+  report.request.from.principal = principal || null;
+  if (report.result.kind === 'route') {
+    const names = new Set((report.result as { destinations: DestinationReport[] }).destinations.map((d) => d.cluster));
+    report.security = securityReports(request, principal, rt.snapshot.clusters.filter((c) => names.has(c.name)), resources, sidecarOf);
+  }
   process.stdout.write(json ? JSON.stringify(report, null, 2) + '\n' : renderText(report));
   return 0;
 }
@@ -209,7 +226,7 @@ function sidecarOf(w: Resource<WorkloadSpec>): ProxyNode {
 // ---- the report (what -o json prints; the text form renders it) -------------------------------
 
 export interface ExplainReport {
-  request: Request & { from: { kind: ProxyNode['kind']; workload: string; namespace: string; labels: Record<string, string> } };
+  request: Request & { from: { kind: ProxyNode['kind']; workload: string; namespace: string; labels: Record<string, string>; principal?: string | null } };
   note: string;
   /** null: no virtual host for the Host (404 NR); then `knownHosts` lists what would be. */
   virtualHost: { name: string; matchedDomain: string; domains: string[]; virtualService: string | null } | null;
@@ -220,6 +237,8 @@ export interface ExplainReport {
   /** The winning route's name; null when nothing matches. */
   winner: string | null;
   result: ResultReport;
+  /** Per workload the request may reach: PeerAuthentication and the AuthorizationPolicy decision. */
+  security?: SecurityReport[];
   warnings: Diagnostic[];
 }
 
@@ -513,6 +532,7 @@ function renderText(r: ExplainReport): string {
       for (const e of d.endpoints) out.push(`           endpoint ${e.namespace}/${e.workload}  ${e.address}  weight ${e.weight}${e.sidecar ? '' : '  (no sidecar)'}`);
     }
     for (const [k, v] of Object.entries(behaviour)) out.push(`  ${behaviourText(k, v)}`);
+    out.push(...renderSecurity(r.security ?? [], r.request.from.principal ?? ''));
   } else if (res.kind === 'directResponse') {
     const { kind: _kind, status, body, ...behaviour } = res as { kind: string; status: number; body?: string } & Record<string, unknown>;
     out.push(`Result    direct response from ${r.winner}: ${status}${body !== undefined ? ` ${JSON.stringify(body)}` : ''}`);

@@ -1,4 +1,4 @@
-// weft: the command line — `up`, `analyze`, `status`.
+// weft: the command line — `up`, `analyze`, `status`, `explain`, `demo`.
 
 import { upCommand, upHelp } from './up.ts';
 import { analyzeCommand, analyzeHelp } from './analyze.ts';
@@ -14,6 +14,7 @@ Commands:
   analyze   validate mesh files without running them
   status    list the proxies of the running mesh and their configuration state
   explain   show how a request would be routed, and why
+  demo      play with the running demo: \`weft demo chaos <replica> fail|hang|ok\`
 
 Run \`weft <command> --help\` for a command's options.
 `;
@@ -23,6 +24,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<number>; help:
   analyze: { run: analyzeCommand, help: analyzeHelp },
   status: { run: statusCommand, help: statusHelp },
   explain: { run: async (argv) => (await import('./explain.ts')).explainCommand(argv), help: 'Run `weft explain --help` for its options.\n' },
+  demo: { run: async (argv) => (await import('./demo.ts')).demoCommand(argv), help: 'Run `weft demo --help` for its options.\n' },
 };
 
 export async function main(argv: string[]): Promise<number> {

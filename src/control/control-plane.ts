@@ -26,6 +26,15 @@ interface ProxyRecord extends ProxyRegistration {
   sentVersion?: number;
   ackedVersion?: number;
   nack?: { version: number; error: string };
+  /** The workload certificate the CA last issued for this proxy's token. */
+  certificate?: CertificateInfo;
+}
+
+/** What `weft status` shows of a proxy's workload certificate. */
+export interface CertificateInfo {
+  spiffeId: string;
+  serial: string;
+  notAfter: string;
 }
 
 export interface ProxyStatus {
@@ -44,10 +53,16 @@ export interface ProxyStatus {
   pid: number | null;
   ready: boolean | null;
   listeners: { inbound: string | null; outbound: string | null; admin: string | null };
+  /** Sidecars: where the app behind the proxy listens (`host:port`), for operator tools such as `weft demo chaos`. */
+  app: string | null;
+  /** Its current workload certificate, or null (no CA, or none issued yet). */
+  certificate: CertificateInfo | null;
 }
 
 export class ControlPlane {
   private resources: readonly Resource[] = [];
+  /** The CA's trust bundle, added to every snapshot (a change is pushed like any other). */
+  private trustBundle?: string[];
   private readonly proxies = new Map<string, ProxyRecord>();
   private version = 0;
   private scheduled = false;
@@ -69,6 +84,17 @@ export class ControlPlane {
   setResources(resources: readonly Resource[]): void {
     this.resources = resources;
     this.schedulePush();
+  }
+
+  /** The roots proxies must trust (first: the one the CA signs under); pushed to every proxy. */
+  setTrustBundle(roots: readonly string[]): void {
+    this.trustBundle = [...roots];
+    this.schedulePush();
+  }
+
+  /** The CA issued a certificate to whoever holds `token`. */
+  certificateIssued(token: string, cert: CertificateInfo): void {
+    for (const rec of this.proxies.values()) if (rec.token === token) rec.certificate = cert;
   }
 
   registerProxy(reg: ProxyRegistration): void {
@@ -182,6 +208,8 @@ export class ControlPlane {
         outbound: r.listeners?.outbound ?? null,
         admin: r.listeners?.admin ?? null,
       },
+      app: r.app ? `${r.app.host}:${r.app.port}` : null,
+      certificate: r.certificate ?? null,
     }));
   }
 
@@ -211,6 +239,7 @@ export class ControlPlane {
           inbound: rec.app ? { appHost: rec.app.host, appPort: rec.app.port } : undefined,
           version: 0,
         });
+        if (this.trustBundle) snap.trustBundle = this.trustBundle;
       } catch (err) {
         // A translation bug must not take the mesh down: keep the proxy on what it has.
         this.log(`could not translate configuration for ${rec.node.id}: ${(err as Error).stack}`);

@@ -12,6 +12,8 @@ import { startPushServer, type PushServer } from './push-server.ts';
 import { Supervisor, portFree } from './supervisor.ts';
 import { watchPaths } from './watch.ts';
 import { apiServer } from './api-server.ts';
+import { MeshCa, startCaServer, type CaServer } from './ca-server.ts';
+import { DEFAULT_MAX_WORKLOAD_TTL_MS, loadCAFiles, loadOrCreateRootCA, tokenAuthorizer, type Issuer } from '../security/ca.ts';
 
 export interface LocalMeshOptions {
   paths: string[];
@@ -21,7 +23,22 @@ export interface LocalMeshOptions {
   output(line: string): void;
   watch: boolean;
   accessLog?: string;
+  /**
+   * The CA's certificate and key (`--ca-cert`, `--ca-key`; with `caChain` for an intermediate):
+   * when absent, a root is created in `<stateDir>/ca` on first start and kept there. While the
+   * mesh runs, replacing the files rotates the CA without a failed request.
+   */
+  caCert?: string;
+  caKey?: string;
+  caChain?: string;
+  /** Workload certificate lifetime (`--cert-ttl`); 24 h when absent. */
+  certTtlMs?: number;
+  /** How long the old root stays trusted after a rotation starts signing under the new one. */
+  rootOverlapMs?: number;
 }
+
+/** Long enough for every proxy to renew under the new root (they do at once, on the snapshot). */
+const ROOT_OVERLAP_MS = 30_000;
 
 export interface LocalMesh {
   edge: string;
@@ -62,8 +79,33 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
 
   let supervisor: Supervisor | undefined;
   const control = new ControlPlane(o.log, (id, l) => supervisor?.proxyConnected(id, l));
+
+  // The mesh CA: every proxy's bootstrap token is issued here for its identity, and proves it to the CA.
+  let issuer: Issuer;
+  try {
+    issuer = o.caCert || o.caKey ? await userCa(o) : (await loadOrCreateRootCA(join(stateDir, 'ca'))).issuer;
+  } catch (err) {
+    throw new StartError(`the mesh CA: ${(err as Error).message}`);
+  }
+  const tokens = tokenAuthorizer();
+  const ca = new MeshCa(issuer, {
+    authorize: tokens.authorize,
+    defaultTtlMs: o.certTtlMs,
+    maxTtlMs: Math.max(o.certTtlMs ?? 0, DEFAULT_MAX_WORKLOAD_TTL_MS),
+    issued: (token, cert) => control.certificateIssued(token, { spiffeId: cert.spiffeId, serial: cert.serial, notAfter: cert.notAfter.toISOString() }),
+  });
+  control.setTrustBundle(ca.trustBundle());
+  const caServer: CaServer = await startCaServer({ host: '127.0.0.1', port: 0 }, ca, o.log);
+
   const push: PushServer = await startPushServer({ host: '127.0.0.1', port: 0 }, control.handlers());
-  supervisor = new Supervisor({ control, controlAddress: push.address, log: o.log, output: o.output, accessLog: o.accessLog });
+  supervisor = new Supervisor({
+    control,
+    controlAddress: push.address,
+    log: o.log,
+    output: o.output,
+    accessLog: o.accessLog,
+    ca: { address: caServer.address, issue: tokens.issue, revoke: tokens.revoke },
+  });
 
   let current = first;
   let lastProblems: string[] = [];
@@ -101,6 +143,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
   } catch (err) {
     await supervisor.stopAll();
     await push.close();
+    await caServer.close();
     api.close();
     await rm(controlFile, { force: true });
     throw err instanceof StartError ? err : new StartError((err as Error).message);
@@ -133,6 +176,34 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
       })
     : undefined;
 
+  // A user-supplied CA whose files are replaced: rotate to it, the old root trusted until every proxy renewed.
+  let rotating = Promise.resolve();
+  const caWatcher =
+    o.watch && o.caCert && o.caKey
+      ? watchPaths([o.caCert, o.caKey, ...(o.caChain ? [o.caChain] : [])], () => {
+          rotating = rotating.then(async () => {
+            let next: Issuer;
+            try {
+              next = await userCa(o);
+            } catch (err) {
+              o.log(`the CA files changed but cannot be used (${(err as Error).message}); still signing with the current CA`);
+              return;
+            }
+            if (next.certPem === ca.issuer().certPem) return;
+            o.log('the CA files changed: rotating the mesh CA');
+            await ca.rotate(
+              next,
+              async (bundle) => {
+                control.setTrustBundle(bundle);
+                await control.whenSettled();
+              },
+              o.rootOverlapMs ?? ROOT_OVERLAP_MS,
+            );
+            o.log('CA rotation done: every proxy trusts only the new root');
+          });
+        })
+      : undefined;
+
   const edgeAdmin = control.status().find((p) => p.kind === 'edge')?.listeners.admin ?? '';
   return {
     edge: o.edge,
@@ -141,9 +212,11 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
     version: () => control.currentVersion,
     async stop() {
       watcher?.close();
+      caWatcher?.close();
       await reloading;
       await supervisor!.stopAll();
       await push.close();
+      await caServer.close();
       await new Promise<void>((r) => api.close(() => r()));
       await rm(controlFile, { force: true });
     },
@@ -163,6 +236,11 @@ function servedBy(resources: readonly Resource[]): (w: Resource<WorkloadSpec>) =
     }
   }
   return (w) => selectors.some((s) => s.namespace === w.metadata.namespace && labelsMatch(s.labels, w.spec.labels));
+}
+
+function userCa(o: LocalMeshOptions): Promise<Issuer> {
+  if (!o.caCert || !o.caKey) throw new Error('--ca-cert and --ca-key go together');
+  return loadCAFiles({ certFile: o.caCert, keyFile: o.caKey, chainFile: o.caChain });
 }
 
 function plain(r: Resource): unknown {

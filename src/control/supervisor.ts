@@ -14,6 +14,7 @@ import type { ControlPlane } from './control-plane.ts';
 import { spawnPrefixed, stopProcess, type Spawned } from './processes.ts';
 import { spiffe } from '../translate/identity.ts';
 import { edgeProxyNode } from '../translate/gateways.ts';
+import { parseSpiffeId } from '../security/spiffe.ts';
 
 const PROXY_MAIN = fileURLToPath(new URL('../proxy/main.ts', import.meta.url));
 const MAX_BACKOFF_MS = 30_000;
@@ -47,6 +48,17 @@ export interface SupervisorOptions {
   /** Where app and proxy output goes, already prefixed. */
   output(line: string): void;
   accessLog?: string;
+  /**
+   * The mesh CA: its address (WEFT_CA) and the bootstrap tokens it accepts. Each proxy's token is
+   * issued for its workload's identity, handed over in WEFT_PROXY_TOKEN (the same token the push
+   * server checks) and revoked when the proxy goes for good. Without it, tokens are random and
+   * proxies run without certificates.
+   */
+  ca?: {
+    address: string;
+    issue(identity: { namespace: string; serviceAccount: string }): string;
+    revoke(token: string): void;
+  };
 }
 
 export class Supervisor {
@@ -68,7 +80,7 @@ export class Supervisor {
   /** Start the edge proxy on `bind`; resolves when it has connected. */
   async startEdge(bind: string): Promise<void> {
     const node = edgeProxyNode();
-    const token = randomBytes(16).toString('hex');
+    const token = this.token(node);
     this.o.control.registerProxy({ node, token });
     const connected = this.waitConnected(node.id);
     const proxy = this.spawnProxy(node, token, { WEFT_OUTBOUND: bind });
@@ -147,6 +159,7 @@ export class Supervisor {
     if (this.edge) {
       this.o.control.removeProxy(this.edge.node.id);
       await stopProcess(this.edge.proxy, 5000, false);
+      this.o.ca?.revoke(this.edge.token);
     }
   }
 
@@ -171,7 +184,7 @@ export class Supervisor {
       resource: r,
       index,
       node,
-      token: randomBytes(16).toString('hex'),
+      token: this.token(node),
       appPort: r.spec.port ?? 0,
       backoffMs: 1000,
       serves,
@@ -312,6 +325,14 @@ export class Supervisor {
     if (rep.app) await stopProcess(rep.app, 5000, true);
     this.o.control.removeProxy(rep.id, rep.token);
     if (rep.proxy) await stopProcess(rep.proxy, 5000, false);
+    this.o.ca?.revoke(rep.token);
+  }
+
+  /** A proxy's bootstrap token: issued by the CA for the proxy's identity, when there is a CA. */
+  private token(node: ProxyNode): string {
+    const id = parseSpiffeId(node.identity);
+    if (this.o.ca && id) return this.o.ca.issue({ namespace: id.namespace, serviceAccount: id.serviceAccount });
+    return randomBytes(16).toString('hex');
   }
 
   private spawnProxy(node: ProxyNode, token: string, extra: Record<string, string>): Spawned {
@@ -325,6 +346,7 @@ export class Supervisor {
           WEFT_PROXY_ID: node.id,
           WEFT_PROXY_TOKEN: token,
           WEFT_CONTROL: this.o.controlAddress,
+          ...(this.o.ca && parseSpiffeId(node.identity) ? { WEFT_CA: this.o.ca.address, WEFT_PROXY_IDENTITY: node.identity } : {}),
           ...(this.o.accessLog ? { WEFT_ACCESS_LOG: this.o.accessLog } : {}),
           ...extra,
         },

@@ -7,8 +7,11 @@ export type ErrorCode =
   | 'UPSTREAM_CONNECT_FAILURE'
   | 'UPSTREAM_RESET'
   | 'UPSTREAM_TIMEOUT'
+  | 'STREAM_IDLE_TIMEOUT'
+  | 'OVERFLOW'
   | 'DOWNSTREAM_DISCONNECT'
-  | 'BAD_REQUEST';
+  | 'BAD_REQUEST'
+  | 'RBAC_DENIED';
 
 export type ErrorSource = 'downstream' | 'upstream' | 'internal';
 
@@ -18,6 +21,8 @@ interface ErrorShape {
   source: ErrorSource;
   retriable: boolean;
   body: string;
+  /** Headers that go with the answer (Envoy marks an overflow with `x-envoy-overloaded`). */
+  headers?: Readonly<Record<string, string>>;
 }
 
 // Bodies follow Envoy's wording, so users' runbooks and searches still work.
@@ -39,8 +44,21 @@ const SHAPES: Record<ErrorCode, ErrorShape> = {
     body: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
   },
   UPSTREAM_TIMEOUT: { status: 504, flag: 'UT', source: 'upstream', retriable: true, body: 'upstream request timeout' },
+  // Weft's idle timeout between chunks of an answer (Envoy's stream idle timeout, flag SI).
+  STREAM_IDLE_TIMEOUT: { status: 504, flag: 'SI', source: 'upstream', retriable: false, body: 'stream timeout' },
+  // A circuit limit refused the request (pending queue full, or max requests reached): never retried.
+  OVERFLOW: {
+    status: 503,
+    flag: 'UO',
+    source: 'upstream',
+    retriable: false,
+    body: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
+    headers: Object.freeze({ 'x-envoy-overloaded': 'true' }),
+  },
   DOWNSTREAM_DISCONNECT: { status: 499, flag: 'DC', source: 'downstream', retriable: false, body: '' },
   BAD_REQUEST: { status: 400, flag: 'DPE', source: 'downstream', retriable: false, body: 'bad request' },
+  // An AuthorizationPolicy denied the request (Envoy's RBAC filter: no response flag, this body).
+  RBAC_DENIED: { status: 403, flag: '-', source: 'downstream', retriable: false, body: 'RBAC: access denied' },
 };
 
 export class MeshError extends Error {
@@ -60,6 +78,9 @@ export class MeshError extends Error {
   }
   get retriable(): boolean {
     return SHAPES[this.code].retriable;
+  }
+  get headers(): Readonly<Record<string, string>> | undefined {
+    return SHAPES[this.code].headers;
   }
 }
 

@@ -1,4 +1,4 @@
-// The proxy's admin listener: /metrics (Prometheus), /config_dump, /ready, /stats.
+// The proxy's admin listener: /metrics (Prometheus), /config_dump, /ready, /stats (with circuit breakers, ejected endpoints, fallback caches, open handles).
 
 import { createServer, type Server } from 'node:http';
 import type { MeshMetrics } from './observe/metrics.ts';
@@ -26,11 +26,18 @@ export function adminServer(state: AdminState): Server {
       res.writeHead(rt ? 200 : 503, { 'content-type': 'text/plain' });
       res.end(rt ? 'LIVE\n' : 'no configuration yet\n');
     } else if (path === '/stats') {
-      json(res, 200, { version: rt?.version ?? null, ...state.stats() });
+      json(res, 200, { version: rt?.version ?? null, ...state.stats(), ...(rt ? rt.resilience.stats() : {}), handles: handles() });
     } else {
       json(res, 404, { error: `unknown admin path ${path}; try /metrics, /config_dump, /ready or /stats` });
     }
   });
+}
+
+/** Open handles by kind (`TCPSocketWrap`, `Timeout`, …): a leak shows here first. */
+function handles(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const kind of process.getActiveResourcesInfo()) out[kind] = (out[kind] ?? 0) + 1;
+  return out;
 }
 
 function json(res: import('node:http').ServerResponse, status: number, body: unknown): void {

@@ -18,8 +18,12 @@ import { compileRewrite, type PathRewriter } from './routing/rewrite.ts';
 import { chain, compileHeaderOps, type HeaderEditor } from './routing/headers.ts';
 import { compileCors, type CompiledCors } from './routing/cors.ts';
 import type { Balancer, LbEndpoint } from './upstream/lb/balancer.ts';
-import { createBalancer } from './upstream/lb/registry.ts';
+import { compileLbPolicy } from './upstream/lb/registry.ts';
 import type { EndpointStates, EndpointState } from './upstream/endpoints.ts';
+import type { ClusterState, ClusterStates } from './upstream/cluster-state.ts';
+import { checkCircuitLimitsConfig } from './upstream/limits.ts';
+import { checkOutlierConfig } from './upstream/outlier.ts';
+import { checkFallbackConfig, compileFallback, type CompiledFallback } from './fallback/fallback.ts';
 import type { MeshMetrics, PeerLabels } from './observe/metrics.ts';
 import { sourcePeerLabels } from './observe/peer.ts';
 
@@ -33,7 +37,15 @@ export interface UpstreamEndpoint {
 
 export interface CompiledCluster {
   readonly config: ClusterConfig;
+  /**
+   * The balancer over the endpoints to use now: all of them, or — with outlier detection — those
+   * not ejected (rebuilt when ejections change, as Envoy rebuilds its host set).
+   */
   readonly balancer: Balancer;
+  /** Limits, outlier detector: this proxy's state for the cluster, kept across snapshots. */
+  readonly state: ClusterState;
+  /** The FallbackPolicy protecting the cluster, if any. */
+  readonly fallback?: CompiledFallback<CompiledCluster>;
   readonly byKey: ReadonlyMap<string, UpstreamEndpoint>;
   /** Present when the cluster balances by consistent hash. */
   readonly hash?: ConsistentHashConfig['key'];
@@ -78,6 +90,8 @@ export interface RuntimeConfig {
   readonly catchAll?: CompiledVirtualHost;
   /** Metrics for requests no route matched. */
   readonly noRouteMetrics: PeerLabels;
+  /** This proxy's per-cluster resilience state (limits, ejections, caches), for /stats. */
+  readonly resilience: ClusterStates;
 }
 
 export interface CompileDeps {
@@ -96,6 +110,15 @@ export function compileSnapshot(snapshot: ProxySnapshot, deps: CompileDeps): Run
     if (clusters.has(c.name)) throw new Error(`cluster ${c.name} is defined twice`);
     clusters.set(c.name, compileCluster(c, snapshot, deps));
   }
+  // Fallbacks once every cluster exists: a policy's route names another cluster.
+  for (const c of snapshot.clusters) {
+    if (!c.fallback) continue;
+    const policy = c.fallback.policy;
+    checkFallbackConfig(c.fallback, (name) => clusters.has(name));
+    const route = c.fallback.route ? clusters.get(c.fallback.route.cluster) : undefined;
+    (clusters.get(c.name) as { fallback?: CompiledFallback<CompiledCluster> }).fallback = compileFallback(c.fallback, route, () => deps.endpoints.clusters.cache(policy));
+  }
+  for (const c of clusters.values()) Object.freeze(c);
 
   const domains = new Map<string, CompiledVirtualHost>();
   const wildcards: { suffix: string; vhost: CompiledVirtualHost }[] = [];
@@ -111,6 +134,9 @@ export function compileSnapshot(snapshot: ProxySnapshot, deps: CompileDeps): Run
   }
   wildcards.sort((a, b) => b.suffix.length - a.suffix.length);
 
+  // Everything compiled: now the snapshot's limits, detectors and caches take effect.
+  deps.endpoints.clusters.commit(snapshot.clusters, deps.clock);
+  deps.metrics.collect('clusters', () => deps.endpoints.clusters.renderMetrics());
   return Object.freeze({
     snapshot,
     version: snapshot.version,
@@ -118,6 +144,7 @@ export function compileSnapshot(snapshot: ProxySnapshot, deps: CompileDeps): Run
     wildcards,
     catchAll,
     noRouteMetrics: deps.metrics.peer(sourcePeerLabels(snapshot.proxy, undefined, undefined)),
+    resilience: deps.endpoints.clusters,
   });
 }
 
@@ -184,21 +211,35 @@ function compileCluster(c: ClusterConfig, snapshot: ProxySnapshot, deps: Compile
       config: e,
       state,
       lb,
-      metrics: deps.metrics.peer(sourcePeerLabels(snapshot.proxy, c, e)),
+      metrics: deps.metrics.peer(sourcePeerLabels(snapshot.proxy, c, e, state.transport.mtls !== undefined)),
     });
   }
-  const balancer = createBalancer(
-    c.lb,
-    [...byKey.values()].map((e) => e.lb),
-    { random: deps.random, clock: deps.clock },
-  );
-  return Object.freeze({
+  if (c.limits) checkCircuitLimitsConfig(c.limits);
+  if (c.outlierDetection) checkOutlierConfig(c.outlierDetection);
+  const policy = compileLbPolicy(c.lb);
+  const all = [...byKey.values()].map((e) => e.lb);
+  const balancerDeps = { random: deps.random, clock: deps.clock };
+  const full = policy.build(all, balancerDeps);
+  const state = deps.endpoints.clusters.forCluster(c.name);
+  let built: { generation: number; balancer: Balancer } | undefined;
+  // Frozen by compileSnapshot once its fallback is set.
+  return {
     config: c,
-    balancer,
+    get balancer(): Balancer {
+      const outlier = state.outlier;
+      if (!outlier) return full;
+      if (built?.generation !== state.generation) {
+        // Ejected endpoints are left out before the balancer picks; all out: it answers UH.
+        const usable = outlier.usable(all).endpoints;
+        built = { generation: state.generation, balancer: usable === all ? full : policy.build(usable, balancerDeps) };
+      }
+      return built.balancer;
+    },
+    state,
     byKey,
     hash: 'consistentHash' in c.lb ? c.lb.consistentHash.key : undefined,
     unreachedMetrics: deps.metrics.peer(sourcePeerLabels(snapshot.proxy, c, undefined)),
-  });
+  };
 }
 
 /** The virtual host for a Host header value (`name` or `name:port`), as Envoy picks domains. */

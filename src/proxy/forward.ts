@@ -127,12 +127,26 @@ export function abortDownstream(res: ServerResponse): void {
   }
 }
 
+/** What a relay does besides passing the answer through. */
+export interface RelayOptions {
+  /**
+   * The body's first chunk, already read (the pipeline waits for it under a first-byte
+   * timeout), or `null` when the body ended without one.
+   */
+  first?: Buffer | null;
+  /** Cut the answer (flag `SI`) when no chunk comes for this long once it started. */
+  idleTimeoutMs?: number;
+  /** Sees every chunk relayed (the fallback cache keeps good answers). */
+  tap?: (chunk: Buffer) => void;
+}
+
 /**
  * Commit the upstream response downstream and stream its body chunk by chunk (server-sent events
- * go out as they come; pipe() applies backpressure), then its trailers (gRPC's status). If the
- * upstream breaks mid-body, the downstream response is broken (abortDownstream) so the client
- * sees an error, never a clean end. Resolves with the bytes relayed and the gRPC status (from
- * the trailers, else the headers), or the local failure that cut it.
+ * go out as they come; backpressure reaches the upstream), then its trailers (gRPC's status). If
+ * the upstream breaks mid-body, or stays silent past the idle timeout, the downstream response is
+ * broken (abortDownstream) so the client sees an error, never a clean end. Resolves with the
+ * bytes relayed and the gRPC status (from the trailers, else the headers), or the local failure
+ * that cut it.
  */
 export function relay(
   data: UpstreamResponse,
@@ -140,6 +154,7 @@ export function relay(
   extraHeaders: OutgoingHttpHeaders | undefined,
   edit: ((h: OutgoingHttpHeaders) => void) | undefined,
   timedOut: () => boolean,
+  opts: RelayOptions = {},
 ): Promise<{ bytes: number; grpcStatus: string; failure?: ErrorCode }> {
   const headers = responseHeaders(data.headers);
   if (extraHeaders) Object.assign(headers, extraHeaders);
@@ -155,23 +170,33 @@ export function relay(
   res.writeHead(data.statusCode, headers);
   return new Promise((resolve) => {
     let done = false;
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const idleMs = opts.idleTimeoutMs;
+    const armIdle = () => {
+      if (idleMs === undefined) return;
+      if (idle) idle.refresh();
+      else idle = setTimeout(() => finish('STREAM_IDLE_TIMEOUT'), idleMs);
+    };
     const finish = (failure?: ErrorCode) => {
       if (done) return;
       done = true;
+      if (idle) clearTimeout(idle);
       if (failure) {
         body.destroy();
         if (!res.writableFinished) abortDownstream(res);
       }
       resolve({ bytes, grpcStatus, failure });
     };
-    body.on('data', (c: Buffer) => {
+    const write = (c: Buffer) => {
       bytes += c.length;
+      opts.tap?.(c);
+      armIdle();
       if (!res.write(c)) {
         body.pause();
         res.once('drain', () => body.resume());
       }
-    });
-    body.on('end', () => {
+    };
+    const end = () => {
       // undici has filled in the trailers by the time the body ends.
       const trailers = responseHeaders(data.trailers ?? {});
       const g = trailers['grpc-status'];
@@ -179,11 +204,44 @@ export function relay(
       if (Object.keys(trailers).length > 0) res.addTrailers(trailers as Record<string, string>);
       res.end();
       finish();
-    });
-    body.on('error', () => finish(timedOut() ? 'UPSTREAM_TIMEOUT' : res.destroyed ? 'DOWNSTREAM_DISCONNECT' : 'UPSTREAM_RESET'));
+    };
     res.on('close', () => {
       if (!res.writableFinished) finish('DOWNSTREAM_DISCONNECT');
     });
+    if (opts.first === null) return end();
+    armIdle();
+    if (opts.first) write(opts.first);
+    body.on('data', write);
+    body.on('end', end);
+    body.on('error', () => finish(timedOut() ? 'UPSTREAM_TIMEOUT' : res.destroyed ? 'DOWNSTREAM_DISCONNECT' : 'UPSTREAM_RESET'));
+    // A body paused while its first chunk was awaited does not flow again by itself.
+    if (!body.readableFlowing) body.resume();
+  });
+}
+
+/**
+ * Wait for the first chunk of an answer's body, at most `ms`: the chunk (the body is left paused
+ * with the chunk taken out), `null` when the body ended without one, or why there is none.
+ */
+export function firstChunk(body: Readable, ms: number): Promise<Buffer | null | 'timeout' | 'error'> {
+  return new Promise((resolve) => {
+    const settle = (r: Buffer | null | 'timeout' | 'error') => {
+      clearTimeout(timer);
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      resolve(r);
+    };
+    const onData = (c: Buffer) => {
+      body.pause();
+      settle(c);
+    };
+    const onEnd = () => settle(null);
+    const onError = () => settle('error');
+    const timer = setTimeout(() => settle('timeout'), Math.max(0, ms));
+    body.on('data', onData);
+    body.once('end', onEnd);
+    body.once('error', onError);
   });
 }
 
@@ -290,7 +348,7 @@ export function sendError(res: ServerResponse, err: MeshError, extra?: OutgoingH
     return;
   }
   const body = err.message + '\n';
-  answerWhole(res, err.status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), ...extra }, body);
+  answerWhole(res, err.status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), ...err.headers, ...extra }, body);
 }
 
 /**
@@ -298,7 +356,7 @@ export function sendError(res: ServerResponse, err: MeshError, extra?: OutgoingH
  * Headers go with the end, so over HTTP/2 an answer without a body is a single HEADERS frame
  * that ends the stream — what gRPC clients need to read a status from the headers.
  */
-export function answerWhole(res: ServerResponse, status: number, headers: OutgoingHttpHeaders, body: string): void {
+export function answerWhole(res: ServerResponse, status: number, headers: OutgoingHttpHeaders, body: string | Buffer): void {
   res.statusCode = status;
   for (const [name, value] of Object.entries(headers)) if (value !== undefined) res.setHeader(name, value);
   if (body.length > 0) res.end(body);

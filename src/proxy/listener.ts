@@ -1,15 +1,24 @@
 // Listeners: one TCP port that speaks HTTP/1.1 and HTTP/2 cleartext (prior knowledge), told apart
-// by the HTTP/2 connection preface, as Envoy's HTTP connection manager with codec_type AUTO does.
+// by the HTTP/2 connection preface, as Envoy's HTTP connection manager with codec_type AUTO does —
+// and, on a sidecar's inbound listener, mTLS on the same port.
 //
 // Each accepted connection is read until its first bytes either are the preface (`PRI * HTTP/2.0
 // …`) or cannot be; the bytes read are put back and the connection is handed to a node:http2
 // server or to the node:http server. Both call the same request handler: node's HTTP/2
 // compatibility API (Http2ServerRequest/Response) offers what the pipeline uses of
 // IncomingMessage/ServerResponse, once `host` carries the `:authority`.
+//
+// With `security` (the inbound listener), the first byte tells a TLS ClientHello (0x16, a TLS
+// handshake record) from plaintext, as Envoy's TLS inspector does, and PeerAuthentication decides
+// per connection: STRICT resets plaintext, DISABLE resets TLS, PERMISSIVE takes both. A TLS
+// connection is verified (tls.ts) and then served by ALPN: `h2` to the HTTP/2 server, anything
+// else to the HTTP/1.1 one.
 
 import { createServer as createTcpServer, type Server as TcpServer, type Socket, type AddressInfo } from 'node:net';
 import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import type { MtlsMode } from '../wire/snapshot.ts';
 
 /** RFC 9113 §3.4: what a client speaking HTTP/2 with prior knowledge sends first. */
 export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -27,15 +36,27 @@ export interface ListenerHandlers {
   connect?: SocketHandler;
 }
 
+/** What an inbound listener accepts: asked per connection, so a new snapshot applies to the next one. */
+export interface ListenerSecurity {
+  mode(): MtlsMode;
+  /** The mTLS handshake (tls.ts); absent when the proxy has no workload identity (plaintext only). */
+  tls?: { accept(socket: Socket): void };
+}
+
+/** The first byte of a TLS handshake record (a ClientHello). */
+const TLS_HANDSHAKE = 0x16;
+
 export interface MeshListener {
   /** Sniff a connection and serve it: used for every accepted socket and for CONNECT tunnels. */
   accept(socket: Socket): void;
+  /** Serve a connection whose mTLS handshake is done and whose peer is verified. */
+  serveTls(socket: TLSSocket): void;
   listen(bind: string): Promise<string>;
   /** Stop accepting; close idle connections and send GOAWAY to HTTP/2 sessions; resolve when all are gone. */
   close(): Promise<void>;
 }
 
-export function meshListener(h: ListenerHandlers): MeshListener {
+export function meshListener(h: ListenerHandlers, security?: ListenerSecurity): MeshListener {
   const http1 = createHttp1Server(
     {
       // Streams (LLM tokens) can run for minutes: no whole-request deadline from Node itself.
@@ -85,6 +106,23 @@ export function meshListener(h: ListenerHandlers): MeshListener {
       socket.destroy();
     };
     const onData = (chunk: Buffer) => {
+      if (security && seen.length === 0 && chunk.length > 0 && !(socket as { encrypted?: boolean }).encrypted) {
+        const mode = security.mode();
+        const tls = chunk[0] === TLS_HANDSHAKE;
+        if (tls ? mode === 'DISABLE' || !security.tls : mode === 'STRICT') {
+          done();
+          socket.resetAndDestroy();
+          return;
+        }
+        if (tls) {
+          done();
+          socket.pause();
+          socket.unshift(chunk);
+          socket.on('error', () => socket.destroy());
+          security.tls!.accept(socket);
+          return;
+        }
+      }
       seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
       const n = Math.min(seen.length, H2_PREFACE.length);
       const couldBeH2 = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
@@ -109,6 +147,11 @@ export function meshListener(h: ListenerHandlers): MeshListener {
 
   return {
     accept,
+    serveTls(socket: TLSSocket) {
+      // ALPN decides; a client that offered none speaks HTTP/1.1.
+      if (socket.alpnProtocol === 'h2') http2.emit('connection', socket);
+      else http1.emit('connection', socket);
+    },
     listen(bind) {
       const colon = bind.lastIndexOf(':');
       const host = bind.slice(0, colon);

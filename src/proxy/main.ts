@@ -27,6 +27,8 @@ try {
     outbound: env('WEFT_OUTBOUND', '127.0.0.1:0'),
     inbound: process.env.WEFT_INBOUND || undefined,
     admin: env('WEFT_ADMIN', '127.0.0.1:0'),
+    ca: process.env.WEFT_CA || undefined,
+    identity: process.env.WEFT_PROXY_IDENTITY || undefined,
     accessLog,
   });
   let stopping = false;

@@ -10,7 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import type { Random } from '../core/random.ts';
 import { MeshError, type ErrorCode } from '../core/errors.ts';
-import type { RetryPolicyConfig } from '../wire/snapshot.ts';
+import type { RetryPolicyConfig, RouteBehaviour } from '../wire/snapshot.ts';
+import type { FallbackTriggerConfig } from '../wire/resilience.ts';
 import {
   findVirtualHost,
   type CompiledCluster,
@@ -22,9 +23,26 @@ import {
 import { findRouteMatch, type RequestView } from './routing/match.ts';
 import { decideFault, GRPC_STATUS_CODES } from './routing/fault.ts';
 import { redirectLocation } from './routing/rewrite.ts';
-import { backoffMs } from './routing/retry.ts';
-import { answerWhole, grpcStatusOf, forwardableHeaders, hasRequestBody, relay, requestBody, sendError, tryUpstream, type TryOutcome } from './forward.ts';
+import { backoffMs, type CompiledRetryPolicy } from './routing/retry.ts';
+import {
+  answerWhole,
+  firstChunk,
+  grpcStatusOf,
+  forwardableHeaders,
+  hasRequestBody,
+  relay,
+  requestBody,
+  responseHeaders,
+  sendError,
+  tryUpstream,
+  type TryOutcome,
+} from './forward.ts';
 import { ReplayableBody } from './upstream/replay.ts';
+import type { UpstreamResponse } from './upstream/upstream.ts';
+import type { ClusterState } from './upstream/cluster-state.ts';
+import type { Go, RetryTicket } from './upstream/limits.ts';
+import { CacheTap, cacheable, FALLBACK_HEADER, triggerOf, type CompiledFallback, type FallbackKind } from './fallback/fallback.ts';
+import type { FallbackCache } from './fallback/cache.ts';
 import { setCookieValue } from './upstream/lb/hash-cookie.ts';
 import { encodePeer, PEER_HEADER, requestProtocol } from './observe/peer.ts';
 import type { AccessLog } from './observe/access-log.ts';
@@ -240,19 +258,19 @@ export function outboundHandler(deps: PipelineDeps) {
     dest.requestHeaders?.(headers as Record<string, string | string[]>);
     if (action.rewrite?.authority) headers.host = action.rewrite.authority;
 
-    // The body: replayable within a bound when a retry or a mirror may need it again.
+    // The body: kept for replay (within a bound) when a retry, a mirror or a fallback may need it again.
     const hasBody = hasRequestBody(req);
     const retry = route.retry;
-    const replay = hasBody && (retry || route.mirrors.length > 0) ? new ReplayableBody(req, REPLAY_BUFFER_BYTES) : undefined;
+    const fallback = cluster.fallback;
+    const replay = hasBody && (retry || route.mirrors.length > 0 || fallback?.keepsBody) ? new ReplayableBody(req, REPLAY_BUFFER_BYTES) : undefined;
     const plain = replay ? undefined : requestBody(req);
 
     // Phase 5 — mirrors: fire and forget, never waited for, Host with `-shadow`.
     for (const m of route.mirrors) if (deps.random.next() * 100 < m.percent) mirror(m.cluster, req, target, headers, path, replay, hasBody);
 
-    // Phase 6–7 — pick, try, retry.
+    // Phase 6–7 — pick, admit, try, retry (tryCluster).
     const { key, setCookie } = hashKey(cluster, req, target);
     const extra: OutgoingHttpHeaders | undefined = setCookie || corsHeaders ? { ...(setCookie ? { 'set-cookie': setCookie } : {}), ...corsHeaders } : undefined;
-    const peer = encodePeer(rt.snapshot.proxy);
     const overall = new AbortController();
     let overallTimedOut = false;
     const timer = action.timeoutMs
@@ -265,115 +283,394 @@ export function outboundHandler(deps: PipelineDeps) {
       if (!res.writableFinished) overall.abort();
     };
     res.once('close', onClientClose);
-    const tried = new Set<string>();
-    const maxTries = 1 + (retry?.config.attempts ?? 0);
-    let endpoint: UpstreamEndpoint | undefined;
-    let last: { status: number; grpcStatus: string; code?: ErrorCode } | undefined;
+    const call: UpstreamCall = {
+      method: req.method ?? 'GET',
+      path,
+      headers,
+      hasBody,
+      body: () => (replay ? (replay.reader(true) ?? null) : plain!.body),
+      replayable: () => !hasBody || (replay?.replayable ?? false),
+      signal: overall.signal,
+      timedOut: () => overallTimedOut,
+      peer: encodePeer(rt.snapshot.proxy),
+      firstByteTimeoutMs: action.firstByteTimeoutMs,
+    };
+    const flagList = [...faultFlags];
+    let status = 0;
+    let grpcStatus = '';
     let responseBytes = 0;
-    let headersSent = false;
-    let retriesExhausted = false;
+    let answeredBy: UpstreamEndpoint | undefined;
+    let fallbackKind: FallbackKind | undefined;
+    let tried: Tried | undefined;
     try {
-      for (let n = 0; n < maxTries; n++) {
-        if (n > 0) await sleep(backoffMs(retry!.config, n, deps.random), undefined, { signal: overall.signal }).catch(() => {});
-        if (overall.signal.aborted) {
-          last = { status: 0, grpcStatus: '', code: overallTimedOut ? 'UPSTREAM_TIMEOUT' : 'DOWNSTREAM_DISCONNECT' };
-          break;
+      tried = await tryCluster(cluster, call, retry, key, deps.random);
+      if (tried.retryOverflow) flagList.push('UO');
+
+      // Phase 8 — fallback: the failure is one the cluster's FallbackPolicy answers, and nothing was sent yet.
+      const trigger = fallback && !res.headersSent ? fallbackTrigger(fallback, tried) : undefined;
+      if (fallback && trigger) {
+        const fb = await answerFallback(fallback, trigger, { req, target, res, call, replay, extra, dest, route, action, deps });
+        if (fb) {
+          fallbackKind = fb.kind;
+          if (tried.kind === 'answer') discard(tried);
+          if (tried.kind === 'failure') flagList.push(new MeshError(tried.code).flag);
+          if (fb.failure) flagList.push(new MeshError(fb.failure).flag);
+          status = fb.status;
+          responseBytes = fb.bytes;
+          grpcStatus = fb.grpcStatus;
+          answeredBy = fb.endpoint;
+          cluster.unreachedMetrics.fallback(fb.kind, trigger);
         }
-        const picked = pickEndpoint(cluster, key, tried, retry?.config.avoidPreviousHosts ?? false);
-        if (typeof picked === 'string') {
-          last = { status: 0, grpcStatus: '', code: picked };
-          break;
-        }
-        endpoint = picked;
-        tried.add(endpoint.state.key);
-        const body: Readable | undefined = replay ? replay.reader(true) : plain!.body;
-        if (hasBody && replay && !body) break; // the body no longer fits the replay buffer: no further try
-        if (endpoint.config.sidecar) headers[PEER_HEADER] = peer;
-        else delete headers[PEER_HEADER];
-        const outcome = await tryOnce(endpoint, req.method ?? 'GET', path, headers, body, overall.signal, retry?.config, () => overallTimedOut);
-        const moreTries = n + 1 < maxTries && (!hasBody || (replay?.replayable ?? false));
-        if (outcome.kind === 'response') {
-          const status = outcome.data.statusCode;
-          const grpcStatus = grpcStatusOf(outcome.data);
-          last = { status, grpcStatus };
-          if (retry && retry.retriable({ kind: 'response', status, grpcStatus })) {
-            if (moreTries) {
-              // Discard this answer; its abort error is expected, not a crash.
-              outcome.data.body.on('error', () => {});
-              outcome.data.body.destroy();
-              continue;
-            }
-            retriesExhausted = retry.config.attempts > 0;
-          }
-          // Phase 8 — commit: from here on nothing is retried.
-          headersSent = true;
-          const r = await relay(outcome.data, res, extra, dest.responseHeaders as ((h: OutgoingHttpHeaders) => void) | undefined, () => overallTimedOut);
-          responseBytes = r.bytes;
-          // The gRPC status of an answer with a body is in its trailers.
-          last = { status, grpcStatus: r.grpcStatus, ...(r.failure ? { code: r.failure } : {}) };
-          break;
-        }
-        last = { status: 0, grpcStatus: '', code: outcome.code };
-        if (outcome.code === 'DOWNSTREAM_DISCONNECT' || outcome.code === 'UPSTREAM_TIMEOUT' && overallTimedOut) break;
-        if (retry && retry.retriable({ kind: 'local', code: outcome.code })) {
-          if (moreTries) continue;
-          retriesExhausted = retry.config.attempts > 0;
-        }
-        break;
       }
+
+      // Phase 9 — relay the chosen answer (from here on nothing is retried), or answer the failure.
+      if (!fallbackKind && tried.kind === 'answer') {
+        answeredBy = tried.endpoint;
+        status = tried.data.statusCode;
+        const cache = fallback?.cache();
+        const tap = cache && cacheable(tried.data, cache.config.maxBytes) ? new CacheTap(cache.config.maxBytes) : undefined;
+        const r = await relay(tried.data, res, extra, dest.responseHeaders as ((h: OutgoingHttpHeaders) => void) | undefined, () => overallTimedOut, {
+          first: tried.first,
+          idleTimeoutMs: action.idleTimeoutMs,
+          tap: tap && ((c) => tap.push(c)),
+        });
+        tried.release();
+        responseBytes = r.bytes;
+        // The gRPC status of an answer with a body is in its trailers.
+        grpcStatus = r.grpcStatus;
+        if (r.failure) flagList.push(new MeshError(r.failure).flag);
+        else if (cache && tap) {
+          const answer = tap.answer(tried.data);
+          const cacheKey = answer && (await requestKey(cache, req, call, replay));
+          if (answer && cacheKey !== undefined) cache.put(cacheKey, answer);
+        }
+      } else if (!fallbackKind && tried.kind === 'failure') {
+        const err = new MeshError(tried.code);
+        flagList.push(err.flag);
+        status = err.status;
+        answeredBy = tried.endpoint;
+        if (tried.code !== 'DOWNSTREAM_DISCONNECT') sendError(res, err, extra);
+      }
+      if (tried.retriesExhausted) flagList.push('URX');
     } finally {
       if (timer) clearTimeout(timer);
       res.off('close', onClientClose);
     }
 
-    // Phase 9 — answer a failure that left nothing sent, and record telemetry.
-    const flagList = [...faultFlags];
-    let status = last?.status ?? 0;
-    if (last?.code) {
-      const err = new MeshError(last.code);
-      flagList.push(err.flag);
-      if (!headersSent) {
-        status = err.status;
-        if (last.code !== 'DOWNSTREAM_DISCONNECT') sendError(res, err, extra);
-      }
-    }
-    if (retriesExhausted) flagList.push('URX');
+    // Phase 10 — telemetry.
     const requestBytes = replay ? replay.bytesRead : (plain?.bytes() ?? 0);
-    const metrics = endpoint?.metrics ?? cluster.unreachedMetrics;
-    metrics.record(status, flags(flagList), last?.grpcStatus ?? '', performance.now() - start, requestBytes, responseBytes, requestProtocol(req.headers['content-type']));
-    deps.accessLog?.write(req, target, status, flags(flagList), route.config.name, endpoint?.state.key, start);
+    const metrics = answeredBy?.metrics ?? cluster.unreachedMetrics;
+    metrics.record(status, flags(flagList), grpcStatus, performance.now() - start, requestBytes, responseBytes, requestProtocol(req.headers['content-type']));
+    deps.accessLog?.write(req, target, status, flags(flagList), route.config.name, answeredBy?.state.key, start, fallbackKind);
   };
 }
 
-/** One try to one endpoint, with its per-try timeout; the endpoint's in-flight count is kept. */
-async function tryOnce(
-  endpoint: UpstreamEndpoint,
-  method: string,
-  path: string,
-  headers: Record<string, string | string[]>,
-  body: Readable | undefined,
-  overall: AbortSignal,
-  retry: RetryPolicyConfig | undefined,
-  overallTimedOut: () => boolean,
-): Promise<TryOutcome> {
+/** What the tries of one request need to know, whatever cluster they go to. */
+interface UpstreamCall {
+  method: string;
+  path: string;
+  headers: Record<string, string | string[]>;
+  hasBody: boolean;
+  /** The body for a new try; `null` when it no longer fits the replay buffer (no further try). */
+  body(): Readable | undefined | null;
+  /** Can the body still be sent again from its first byte? */
+  replayable(): boolean;
+  /** The whole request: its timeout, or the client leaving. */
+  signal: AbortSignal;
+  timedOut(): boolean;
+  /** This proxy's metadata for a Weft sidecar on the other side. */
+  peer: string;
+  firstByteTimeoutMs?: number;
+}
+
+/** How the tries at one cluster ended. */
+type Tried = (
+  | {
+      kind: 'answer';
+      data: UpstreamResponse;
+      endpoint: UpstreamEndpoint;
+      /** The body's first chunk when the first-byte timeout had it read (null: it ended empty). */
+      first?: Buffer | null;
+      /** The try is over (answer relayed or discarded): give its connection and retry ticket back. */
+      release(): void;
+    }
+  | { kind: 'failure'; code: ErrorCode; endpoint?: UpstreamEndpoint }
+) & {
+  /** Tries ran out on a retriable outcome (flag `URX`). */
+  retriesExhausted: boolean;
+  /** A retry was skipped because maxRetries or the retry budget was used up (Envoy flags `UO`). */
+  retryOverflow: boolean;
+};
+
+/**
+ * Phases 6–7 at one cluster: pick an endpoint (ejected ones are out), pass the circuit limits
+ * (overflow: 503 `UO` at once; all connections busy: wait), try, record the outcome for outlier
+ * detection, and retry as the policy says — a retry over `maxRetries` or the retry budget is
+ * skipped and the failure that prompted it stands. Ends at an answer's headers (or first byte)
+ * or a failure; nothing has been sent downstream yet.
+ */
+async function tryCluster(cluster: CompiledCluster, call: UpstreamCall, retry: CompiledRetryPolicy | undefined, key: string | undefined, random: Random): Promise<Tried> {
+  const tried = new Set<string>();
+  const maxTries = 1 + (retry?.config.attempts ?? 0);
+  const state = cluster.state;
+  let ticket: RetryTicket | undefined;
+  let retriesExhausted = false;
+  let retryOverflow = false;
+  let last: Tried | undefined;
+  const fail = (code: ErrorCode, endpoint?: UpstreamEndpoint): Tried => ({ kind: 'failure', code, endpoint, retriesExhausted, retryOverflow });
+  /** May the outcome be retried? Decided before anything is discarded, so a refused retry keeps it. */
+  const retryNow = (n: number, retriable: boolean): boolean => {
+    if (!retriable) return false;
+    if (n + 1 >= maxTries || !call.replayable()) {
+      retriesExhausted = (retry?.config.attempts ?? 0) > 0;
+      return false;
+    }
+    const t = state.beginRetry();
+    if (t === 'overflow') {
+      retryOverflow = true;
+      return false;
+    }
+    ticket = t;
+    return true;
+  };
+  for (let n = 0; n < maxTries; n++) {
+    if (n > 0) await sleep(backoffMs(retry!.config, n, random), undefined, { signal: call.signal }).catch(() => {});
+    // The ticket of this try (a retry's), given back when the try is over.
+    const held = ticket;
+    ticket = undefined;
+    const releaseTicket = () => held?.release();
+    if (call.signal.aborted) {
+      releaseTicket();
+      return fail(call.timedOut() ? 'UPSTREAM_TIMEOUT' : 'DOWNSTREAM_DISCONNECT', last?.endpoint);
+    }
+    const picked = pickEndpoint(cluster, key, tried, retry?.config.avoidPreviousHosts ?? false);
+    if (typeof picked === 'string') {
+      releaseTicket();
+      return fail(picked, last?.endpoint);
+    }
+    const endpoint = picked;
+    tried.add(endpoint.state.key);
+    const body = call.body();
+    if (body === null) {
+      releaseTicket();
+      break; // the body no longer fits the replay buffer: no further try
+    }
+    // Circuit limits, before every try: overflow answers at once, a full pool waits.
+    const admitted = await admit(state, call.signal);
+    if (admitted === 'overflow' || admitted === 'aborted') {
+      releaseTicket();
+      body?.destroy();
+      return fail(admitted === 'overflow' ? 'OVERFLOW' : call.timedOut() ? 'UPSTREAM_TIMEOUT' : 'DOWNSTREAM_DISCONNECT', endpoint);
+    }
+    const release = () => {
+      admitted.release();
+      releaseTicket();
+    };
+    const outcome = await tryOnce(endpoint, call, body, retry?.config);
+    state.record(endpoint.state.key, outcome.kind === 'response' ? { kind: 'response', status: outcome.data.statusCode } : { kind: 'local', code: outcome.code });
+    if (outcome.kind === 'response') {
+      const status = outcome.data.statusCode;
+      if (retryNow(n, retry?.retriable({ kind: 'response', status, grpcStatus: grpcStatusOf(outcome.data) }) ?? false)) {
+        // Discard this answer; its abort error is expected, not a crash.
+        outcome.data.body.on('error', () => {});
+        outcome.data.body.destroy();
+        outcome.done();
+        release();
+        last = fail('UPSTREAM_RESET', endpoint);
+        continue;
+      }
+      return {
+        kind: 'answer',
+        data: outcome.data,
+        endpoint,
+        first: outcome.first,
+        release: () => {
+          outcome.done();
+          release();
+        },
+        retriesExhausted,
+        retryOverflow,
+      };
+    }
+    release();
+    last = fail(outcome.code, endpoint);
+    if (outcome.code === 'DOWNSTREAM_DISCONNECT' || (outcome.code === 'UPSTREAM_TIMEOUT' && call.timedOut())) break;
+    if (retryNow(n, retry?.retriable({ kind: 'local', code: outcome.code }) ?? false)) continue;
+    break;
+  }
+  return last ? { ...last, retriesExhausted, retryOverflow } : fail('NO_HEALTHY_UPSTREAM');
+}
+
+/** The circuit limits' decision for one try, waiting (until the request is aborted) when queued. */
+async function admit(state: ClusterState, signal: AbortSignal): Promise<Go | 'overflow' | 'aborted'> {
+  const a = state.admit();
+  if (a.kind === 'go') return a;
+  if (a.kind === 'overflow') return 'overflow';
+  const onAbort = () => a.cancel();
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  const r = await a.ready;
+  signal.removeEventListener('abort', onAbort);
+  return r.kind === 'go' ? r : 'aborted';
+}
+
+type TryOnce =
+  | {
+      kind: 'response';
+      data: UpstreamResponse;
+      first?: Buffer | null;
+      /** Unlink the try from the request once its answer is relayed or discarded. */
+      done(): void;
+    }
+  | { kind: 'local'; code: ErrorCode };
+
+/**
+ * One try to one endpoint: its per-try timeout (until the answer's headers) and first-byte
+ * timeout (until the first byte of its body, which is then held for the relay); the endpoint's
+ * in-flight count is kept. The try stays tied to the whole request — its timeout, the client
+ * leaving — until `done()`, so they cut a body that is being relayed too.
+ */
+async function tryOnce(endpoint: UpstreamEndpoint, call: UpstreamCall, body: Readable | undefined, retry: RetryPolicyConfig | undefined): Promise<TryOnce> {
+  const started = performance.now();
   const ac = new AbortController();
   const onAbort = () => ac.abort();
-  overall.addEventListener('abort', onAbort, { once: true });
-  let perTryTimedOut = false;
-  const perTry = retry?.perTryTimeoutMs
-    ? setTimeout(() => {
-        perTryTimedOut = true;
-        ac.abort();
-      }, retry.perTryTimeoutMs)
-    : undefined;
+  call.signal.addEventListener('abort', onAbort, { once: true });
+  const unlink = () => call.signal.removeEventListener('abort', onAbort);
+  let timedOut = false;
+  const timeout = (ms: number | undefined) =>
+    ms
+      ? setTimeout(() => {
+          timedOut = true;
+          ac.abort();
+        }, ms)
+      : undefined;
+  const perTry = timeout(retry?.perTryTimeoutMs);
+  const firstByte = timeout(call.firstByteTimeoutMs);
+  const headers = call.headers;
+  if (endpoint.config.sidecar) headers[PEER_HEADER] = call.peer;
+  else delete headers[PEER_HEADER];
   endpoint.state.active++;
+  let t: TryOutcome;
   try {
-    return await tryUpstream({ pool: endpoint.state.pool, method, path, headers, body, signal: ac.signal }, () => perTryTimedOut || overallTimedOut());
+    t = await tryUpstream({ pool: endpoint.state.pool, method: call.method, path: call.path, headers, body, signal: ac.signal }, () => timedOut || call.timedOut());
   } finally {
     endpoint.state.active--;
     if (perTry) clearTimeout(perTry);
-    overall.removeEventListener('abort', onAbort);
+    if (firstByte) clearTimeout(firstByte);
   }
+  if (t.kind === 'local') {
+    unlink();
+    return t;
+  }
+  if (call.firstByteTimeoutMs === undefined) return { kind: 'response', data: t.data, done: unlink };
+  // Time to first byte: the answer is held until its body starts, so a silent one can still be retried or fall back.
+  const first = t.data.trailersOnly ? null : await firstChunk(t.data.body, call.firstByteTimeoutMs - (performance.now() - started));
+  if (first === 'timeout' || first === 'error') {
+    t.data.body.on('error', () => {});
+    t.data.body.destroy();
+    unlink();
+    const code: ErrorCode = first === 'timeout' || call.timedOut() ? 'UPSTREAM_TIMEOUT' : call.signal.aborted ? 'DOWNSTREAM_DISCONNECT' : 'UPSTREAM_RESET';
+    return { kind: 'local', code };
+  }
+  return { kind: 'response', data: t.data, first, done: unlink };
+}
+
+/** Give back what an answer that will not be relayed holds. */
+function discard(t: Extract<Tried, { kind: 'answer' }>): void {
+  t.data.body.on('error', () => {});
+  t.data.body.destroy();
+  t.release();
+}
+
+/** The trigger of the cluster's FallbackPolicy that this outcome is, if any. */
+function fallbackTrigger(f: CompiledFallback<CompiledCluster>, t: Tried): FallbackTriggerConfig | undefined {
+  const trigger = t.kind === 'failure' ? triggerOf(t.code) : t.data.statusCode >= 500 ? '5xx' : undefined;
+  return trigger && f.on.has(trigger) ? trigger : undefined;
+}
+
+/** The fallback cache key of the request, or undefined when its body is too big to key on. */
+async function requestKey(cache: FallbackCache, req: IncomingMessage, call: UpstreamCall, replay: ReplayableBody | undefined): Promise<string | undefined> {
+  let body: Buffer | undefined;
+  if (cache.config.keyBody && call.hasBody) {
+    body = replay ? await replay.whole() : undefined;
+    if (!body) return undefined;
+  }
+  return cache.keyOf({ method: call.method, path: call.path, headers: req.headers, body });
+}
+
+interface FallbackContext {
+  req: IncomingMessage;
+  target: Target;
+  res: ServerResponse;
+  call: UpstreamCall;
+  replay: ReplayableBody | undefined;
+  extra: OutgoingHttpHeaders | undefined;
+  dest: CompiledDestination;
+  route: CompiledRouteEntry;
+  action: RouteBehaviour;
+  deps: PipelineDeps;
+}
+
+/**
+ * Phase 8 — the FallbackPolicy's parts in order: the cached answer to an equivalent request, one
+ * try at the fallback route (an answer below 500 counts), the static response. The first that
+ * answers wins, labelled `x-weft-fallback`; undefined when none could.
+ */
+async function answerFallback(
+  f: CompiledFallback<CompiledCluster>,
+  trigger: FallbackTriggerConfig,
+  c: FallbackContext,
+): Promise<{ kind: FallbackKind; status: number; bytes: number; grpcStatus: string; endpoint?: UpstreamEndpoint; failure?: ErrorCode } | undefined> {
+  const label = (kind: FallbackKind, h: OutgoingHttpHeaders) => {
+    h[FALLBACK_HEADER] = kind;
+    if (c.extra) Object.assign(h, c.extra);
+    c.dest.responseHeaders?.(h);
+    return h;
+  };
+  const cache = f.cache();
+  if (cache) {
+    const cacheKey = await requestKey(cache, c.req, c.call, c.replay);
+    const hit = cacheKey !== undefined ? cache.get(cacheKey) : undefined;
+    if (hit && !c.res.headersSent && !c.res.destroyed) {
+      const h = label('cache', { ...responseHeaders(hit.headers as Record<string, string | string[]>), age: String(Math.floor(hit.ageMs / 1000)) });
+      h['content-length'] = hit.body.byteLength;
+      answerWhole(c.res, hit.status, h, Buffer.from(hit.body));
+      return { kind: 'cache', status: hit.status, bytes: hit.body.byteLength, grpcStatus: '' };
+    }
+  }
+  if (f.route && c.call.replayable() && !c.res.destroyed) {
+    // One try at the fallback route, with a fresh deadline: the route's timeout, else its per-try timeout.
+    const budget = c.action.timeoutMs ?? c.route.retry?.config.perTryTimeoutMs;
+    const ac = new AbortController();
+    let timedOut = false;
+    const timer = budget ? setTimeout(() => ((timedOut = true), ac.abort()), budget) : undefined;
+    const onClose = () => ac.abort();
+    c.res.once('close', onClose);
+    try {
+      const call: UpstreamCall = { ...c.call, signal: ac.signal, timedOut: () => timedOut };
+      const t = await tryCluster(f.route, call, undefined, hashKey(f.route, c.req, c.target).key, c.deps.random);
+      if (t.kind === 'answer' && t.data.statusCode < 500 && !c.res.headersSent) {
+        const extra = { ...c.extra, [FALLBACK_HEADER]: 'route' };
+        const r = await relay(t.data, c.res, extra, c.dest.responseHeaders as ((h: OutgoingHttpHeaders) => void) | undefined, () => timedOut, {
+          first: t.first,
+          idleTimeoutMs: c.action.idleTimeoutMs,
+        });
+        t.release();
+        return { kind: 'route', status: t.data.statusCode, bytes: r.bytes, grpcStatus: r.grpcStatus, endpoint: t.endpoint, failure: r.failure };
+      }
+      if (t.kind === 'answer') discard(t);
+    } finally {
+      if (timer) clearTimeout(timer);
+      c.res.off('close', onClose);
+    }
+  }
+  const r = f.response;
+  if (r && !c.res.headersSent && !c.res.destroyed) {
+    const h = label('static', { ...r.headers, 'content-length': r.body.byteLength });
+    answerWhole(c.res, r.status, h, r.body);
+    return { kind: 'static', status: r.status, bytes: r.body.byteLength, grpcStatus: '' };
+  }
+  return undefined;
 }
 
 /** A copy of the request to a mirror cluster; its answer is read and thrown away. */

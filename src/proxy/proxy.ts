@@ -1,4 +1,5 @@
-// The proxy assembled top to bottom: listeners → pipeline → upstream, fed by the control stream.
+// The proxy assembled top to bottom: workload identity → listeners → pipeline → upstream, fed by
+// the control stream.
 
 import type { Server, IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -16,6 +17,9 @@ import { inboundHandler } from './inbound.ts';
 import { adminServer } from './admin.ts';
 import { connectControlPlane } from './control-client.ts';
 import type { AccessLog } from './observe/access-log.ts';
+import { WorkloadIdentity } from './identity.ts';
+import { meshTlsClient, meshTlsServer } from './tls.ts';
+import { compileInboundPolicy, type InboundPolicy } from './inbound-policy.ts';
 
 export interface ProxyOptions {
   id: string;
@@ -26,6 +30,13 @@ export interface ProxyOptions {
   outbound: string;
   inbound?: string;
   admin: string;
+  /**
+   * The mesh CA (`http://host:port`) and the SPIFFE ID the bootstrap token was issued for. With
+   * both, the proxy gets a workload certificate before it serves anything and speaks mTLS to other
+   * sidecars; without, it is plaintext only (a proxy driven by a test harness).
+   */
+  ca?: string;
+  identity?: string;
   accessLog?: AccessLog;
   log?: (line: string) => void;
   clock?: Clock;
@@ -45,7 +56,16 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const random = o.random ?? systemRandom;
   const clock = o.clock ?? systemClock;
   let current: RuntimeConfig | undefined;
+  let policy: InboundPolicy | undefined;
   let rejected: { version: number; error: string } | undefined;
+
+  // Identity first: nothing is served, and no configuration asked for, before the certificate is in hand.
+  let identity: WorkloadIdentity | undefined;
+  if (o.ca && o.identity) {
+    identity = new WorkloadIdentity({ ca: o.ca, token: o.token, spiffeId: o.identity, log });
+    await identity.start();
+    endpoints.tls.mesh = meshTlsClient(identity);
+  }
 
   // Every listener speaks HTTP/1.1 and HTTP/2 cleartext on one port (listener.ts).
   const deps = { current: () => current, random, accessLog: o.accessLog };
@@ -69,11 +89,16 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const servers: Server[] = [];
   const listeners: RunningProxy['listeners'] = { outbound: await outboundListener.listen(o.outbound), admin: '' };
   if (o.inbound) {
-    const inbound = inboundHandler({ current: () => current, endpoints, metrics, accessLog: o.accessLog });
-    const inboundListener = meshListener({
-      request: (req, res) => void inbound.handle(req, res),
-      upgrade: (req, socket, head) => void inbound.upgrade(req, socket, head),
-    });
+    const inbound = inboundHandler({ current: () => current, policy: () => policy, endpoints, metrics, accessLog: o.accessLog });
+    // PeerAuthentication per connection: until the first snapshot, PERMISSIVE (nothing is served yet).
+    const tls = identity ? meshTlsServer(identity, (socket) => inboundListener.serveTls(socket)) : undefined;
+    const inboundListener: MeshListener = meshListener(
+      {
+        request: (req, res) => void inbound.handle(req, res),
+        upgrade: (req, socket, head) => void inbound.upgrade(req, socket, head),
+      },
+      { mode: () => policy?.mode ?? 'PERMISSIVE', tls },
+    );
     meshListeners.push(inboundListener);
     listeners.inbound = await inboundListener.listen(o.inbound);
   }
@@ -81,7 +106,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     current: () => current,
     metrics,
     lastRejected: () => rejected,
-    stats: () => ({ id: o.id, listeners, memory: process.memoryUsage() }),
+    stats: () => ({ id: o.id, listeners, identity: identity?.status() ?? null, memory: process.memoryUsage() }),
   });
   servers.push(admin);
   listeners.admin = await listen(admin, o.admin);
@@ -92,9 +117,16 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     apply(snapshot: ProxySnapshot) {
       try {
         checkTransports(snapshot);
+        if (snapshot.trustBundle !== undefined && (!Array.isArray(snapshot.trustBundle) || !snapshot.trustBundle.every((r) => typeof r === 'string')))
+          throw new Error('trustBundle is not a list of PEM certificates');
         endpoints.tls.load(snapshot.clusters);
+        const nextPolicy = compileInboundPolicy(snapshot);
         const next = compileSnapshot(snapshot, { endpoints, metrics, random, clock });
-        current = next; // the swap: requests in flight keep the tables they started with
+        // The swap: requests in flight keep the tables they started with.
+        current = next;
+        policy = nextPolicy;
+        // Trust the bundle's roots from now on (a new signing root also renews the certificate).
+        identity?.setTrustBundle(snapshot.trustBundle);
         const keep = new Set<string>();
         for (const c of next.snapshot.clusters) for (const e of c.endpoints) keep.add(endpoints.forEndpoint(c, e).id);
         const app = next.snapshot.inbound;
@@ -113,6 +145,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     current: () => current,
     async close() {
       control.close();
+      identity?.close();
       await Promise.all([
         ...meshListeners.map((l) => l.close()),
         ...servers.map(

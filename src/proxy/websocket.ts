@@ -118,6 +118,7 @@ export function outboundUpgradeHandler(deps: PipelineDeps) {
         break;
       } catch {
         failure = 'UPSTREAM_CONNECT_FAILURE';
+        cluster.state.record(endpoint.state.key, { kind: 'local', code: failure });
         if (!retry?.retriable({ kind: 'local', code: failure })) break;
       }
     }

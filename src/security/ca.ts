@@ -5,7 +5,7 @@
 //   SPIFFE ID `spiffe://<trust-domain>/ns/<ns>/sa/<sa>` as the only (critical) subjectAltName,
 //   CA:FALSE, keyUsage digitalSignature, extKeyUsage serverAuth + clientAuth (every proxy is both a
 //   TLS client and server), the issuer's key id. Lifetime 24 h by default (Istio's default), clamped
-//   to [1 min, maxTtl] and never past the issuer's own expiry. notBefore is backdated one minute for
+//   to [10 s, maxTtl] and never past the issuer's own expiry. notBefore is backdated one minute for
 //   clock skew; notAfter is exactly issue time + lifetime (whole seconds).
 // - Who may have which identity: the injected `authorize(credential)` says which (namespace, service
 //   account) the caller holds — local mode hands each proxy a bootstrap token at spawn
@@ -30,7 +30,8 @@ const DAY = 24 * HOUR;
 
 export const DEFAULT_WORKLOAD_TTL_MS = 24 * HOUR;
 export const DEFAULT_MAX_WORKLOAD_TTL_MS = 7 * DAY;
-export const MIN_WORKLOAD_TTL_MS = MINUTE;
+/** Short enough to watch rotation happen in a test (`weft up --cert-ttl 10s`); Istio has no floor. */
+export const MIN_WORKLOAD_TTL_MS = 10_000;
 export const DEFAULT_ROOT_TTL_MS = 10 * 365 * DAY;
 const CLOCK_SKEW_MS = MINUTE;
 

@@ -67,7 +67,7 @@ describe('clusterProtocol', () => {
 });
 
 describe('clusterTls', () => {
-  it('carries SIMPLE only', () => {
+  it('carries SIMPLE with its settings, ISTIO_MUTUAL and DISABLE as modes', () => {
     assert.deepEqual(clusterTls({ tls: { mode: 'SIMPLE' } }), { mode: 'SIMPLE' });
     assert.deepEqual(clusterTls({ tls: { mode: 'SIMPLE', sni: 'api.example.com', caCertificates: '/etc/ca.pem', subjectAltNames: ['api.example.com'], insecureSkipVerify: false } }), {
       mode: 'SIMPLE',
@@ -76,7 +76,9 @@ describe('clusterTls', () => {
       subjectAltNames: ['api.example.com'],
     });
     assert.deepEqual(clusterTls({ tls: { mode: 'SIMPLE', insecureSkipVerify: true } }), { mode: 'SIMPLE', insecureSkipVerify: true });
-    for (const mode of ['DISABLE', 'ISTIO_MUTUAL', 'MUTUAL']) assert.equal(clusterTls({ tls: { mode } }), undefined, mode);
+    for (const mode of ['DISABLE', 'ISTIO_MUTUAL']) assert.deepEqual(clusterTls({ tls: { mode } }), { mode }, mode);
+    assert.equal(clusterTls({ tls: { mode: 'MUTUAL' } }), undefined, 'MUTUAL is not implemented: auto mTLS');
+    assert.equal(clusterTls({}), undefined, 'unset: auto mTLS');
     assert.equal(clusterTls(undefined), undefined);
   });
 });
@@ -161,7 +163,7 @@ describe('translate: protocol and TLS on clusters, protocol on the inbound side'
 
   it('the inbound side speaks the protocol of the port that selects the workload', () => {
     const embed = translate({ resources, registry, proxy: node('embed'), inbound: { appHost: '127.0.0.1', appPort: 8000 }, version: 1 });
-    assert.deepEqual(embed.inbound, { appHost: '127.0.0.1', appPort: 8000, protocol: 'h2' });
+    assert.deepEqual(embed.inbound, { appHost: '127.0.0.1', appPort: 8000, protocol: 'h2', mtls: { mode: 'PERMISSIVE' } });
     // h2UpgradePolicy is for callers: the chat app itself still gets HTTP/1.1.
     const chat = translate({ resources, registry, proxy: node('chat'), inbound: { appHost: '127.0.0.1', appPort: 8001 }, version: 1 });
     assert.equal(chat.inbound?.protocol, 'http1');

@@ -77,11 +77,13 @@ export function inboundProtocol(registry: Registry, proxy: ProxyNode): UpstreamP
 }
 
 /**
- * The TLS a cluster originates: only `mode: SIMPLE` (DISABLE means none; ISTIO_MUTUAL and MUTUAL
- * are not implemented and stay reported as such).
+ * The TLS a cluster originates: `SIMPLE` with its settings; `ISTIO_MUTUAL` and `DISABLE` as the
+ * mode alone (mTLS with the workload certificate to every endpoint; plaintext even to sidecars).
+ * Unset (and MUTUAL, not implemented and reported as such) is absent: auto mTLS.
  */
 export function clusterTls(policy: ClusterTrafficPolicy | undefined): ClusterTlsConfig | undefined {
   const tls = policy?.tls as ClientTLSSettings | undefined;
+  if (tls?.mode === 'ISTIO_MUTUAL' || tls?.mode === 'DISABLE') return { mode: tls.mode };
   if (tls?.mode !== 'SIMPLE') return undefined;
   const out: ClusterTlsConfig = { mode: 'SIMPLE' };
   if (tls.sni) out.sni = tls.sni;

@@ -35,6 +35,9 @@ import { mergeMatches } from './delegate.ts';
 import { corsConfig, faultConfig, headerOps, mirrorTargets, redirectConfig, retryPolicy, rewriteConfig } from './route-action.ts';
 import { clusterTrafficPolicy, destinationRuleIndex, lbPolicy } from './destination-rule.ts';
 import { clusterProtocol, clusterTls, inboundProtocol } from './protocol.ts';
+import { inboundAuthorization, inboundMtls, peerMtlsDisabled } from './security.ts';
+import { clusterResilience, fallbackIndex } from './resilience.ts';
+import { streamingTimeouts } from '../api/annotations.ts';
 
 export interface TranslateInput {
   resources: readonly Resource[];
@@ -59,6 +62,8 @@ export function translate(input: TranslateInput): ProxySnapshot {
   const destinationRules = resources.filter((r): r is Resource<DestinationRuleSpec> => r.kind === 'DestinationRule');
   const clusters = new Map<string, ClusterConfig>();
   const ruleFor = destinationRuleIndex(destinationRules, proxy.namespace);
+  const mtlsDisabled = peerMtlsDisabled(resources);
+  const fallbackFor = fallbackIndex(resources);
 
   /** The cluster for (host, port, subset), created on first use. Unknown hosts get no endpoints. */
   const clusterFor = (host: string, port: number, subset: string | undefined): string => {
@@ -70,6 +75,7 @@ export function translate(input: TranslateInput): ProxySnapshot {
     const servicePort = service?.ports.find((p) => p.port === port);
     const policy = clusterTrafficPolicy(dr?.spec, subset, port);
     const tls = clusterTls(policy);
+    const protocol = clusterProtocol(service, servicePort, policy);
     const endpoints =
       service && servicePort && (!subset || subsetSpec)
         ? registry
@@ -85,6 +91,7 @@ export function translate(input: TranslateInput): ProxySnapshot {
               version: e.labels.version ?? 'unknown',
               identity: spiffe(e.namespace, e.serviceAccount),
               sidecar: e.sidecar,
+              ...(e.sidecar && mtlsDisabled(e.namespace, e.labels) ? { mtls: false as const } : {}),
             }))
         : [];
     clusters.set(name, {
@@ -97,10 +104,22 @@ export function translate(input: TranslateInput): ProxySnapshot {
       },
       subset,
       lb: lbPolicy(dr?.spec, subset, port),
-      protocol: clusterProtocol(service, servicePort, policy),
+      protocol,
       ...(tls ? { tls } : {}),
+      ...clusterResilience(policy, protocol),
       endpoints,
     });
+    // Set after the cluster is known, so a fallback route back to this cluster cannot recurse.
+    const fallback = fallbackFor(host, subset);
+    if (fallback) {
+      const { route, ...rest } = fallback;
+      const c = clusters.get(name)!;
+      c.fallback = rest;
+      if (route) {
+        const routePort = route.host === host ? port : (registry.services.get(route.host)?.ports.length === 1 ? registry.services.get(route.host)!.ports[0].port : port);
+        c.fallback = { ...rest, route: { cluster: clusterFor(route.host, routePort, route.subset) } };
+      }
+    }
     return name;
   };
 
@@ -157,7 +176,12 @@ export function translate(input: TranslateInput): ProxySnapshot {
     wire: WIRE_FORMAT,
     version: input.version,
     proxy,
-    inbound: input.inbound && { ...input.inbound, protocol: inboundProtocol(registry, proxy) },
+    inbound: input.inbound && {
+      ...input.inbound,
+      protocol: inboundProtocol(registry, proxy),
+      mtls: inboundMtls(resources, proxy, input.inbound.appPort),
+      ...inboundAuthorization(resources, proxy),
+    },
     outbound: { virtualHosts },
     clusters: [...clusters.values()],
   };
@@ -195,7 +219,7 @@ function routesFrom(vs: Resource<VirtualServiceSpec>, vhostHost: string, sp: Ser
   (vs.spec.http ?? []).forEach((http, i) => {
     const name = `${vs.metadata.namespace}/${vs.metadata.name}/${http.name ?? i}`;
     if (!http.delegate) {
-      const route = routeFrom(http, http.match, name, vs.metadata.namespace, vhostHost, sp, ctx);
+      const route = routeFrom(http, http.match, name, vs.metadata.namespace, vhostHost, sp, ctx, vs.metadata.annotations);
       if (route) out.push(route);
       return;
     }
@@ -206,7 +230,7 @@ function routesFrom(vs: Resource<VirtualServiceSpec>, vhostHost: string, sp: Ser
     (child?.spec.http ?? []).forEach((ch, j) => {
       const merged = mergeMatches(http.match, ch.match);
       if (merged.length === 0) return;
-      const route = routeFrom(ch, merged, `${name}/${ns}/${http.delegate!.name}/${ch.name ?? j}`, ns, vhostHost, sp, ctx);
+      const route = routeFrom(ch, merged, `${name}/${ns}/${http.delegate!.name}/${ch.name ?? j}`, ns, vhostHost, sp, ctx, child!.metadata.annotations);
       if (route) out.push(route);
     });
   });
@@ -221,6 +245,8 @@ function routeFrom(
   vhostHost: string,
   sp: ServicePortInfo,
   ctx: RouteContext,
+  /** The annotations of the VirtualService that defines the route (Weft's streaming timeouts). */
+  annotations: Readonly<Record<string, string>> = {},
 ): RouteConfig | undefined {
   // sourceLabels / sourceNamespace / gateways pick which proxies get a match, per proxy, not per request.
   let match: MatchConfig[] = [];
@@ -230,6 +256,7 @@ function routeFrom(
     match = forThisProxy.map(matchConfig);
   }
   const action = routeAction(http, namespace, vhostHost, sp, ctx);
+  if (action?.kind === 'route') Object.assign(action, streamingTimeouts(annotations, http.name));
   return action ? { name, match, action } : undefined;
 }
 

@@ -4,6 +4,11 @@
 // resources into these plain records, and the proxy compiles them into runtime tables. Nothing
 // in this file may depend on where the resources came from (files today, Kubernetes later).
 
+import type { CircuitLimitsConfig, FallbackConfig, OutlierConfig } from './resilience.ts';
+import type { AuthorizationPolicyConfig, InboundMtlsConfig } from './security.ts';
+
+export type { AuthorizationPolicyConfig, InboundMtlsConfig, MtlsMode } from './security.ts';
+
 export const WIRE_FORMAT = 1;
 
 export interface ProxySnapshot {
@@ -16,9 +21,14 @@ export interface ProxySnapshot {
   /** Routing for traffic the proxy sends into the mesh (sidecar outbound side, or the edge). */
   outbound: OutboundConfig;
   clusters: ClusterConfig[];
+  /**
+   * The mesh's trusted roots (PEM), added by the control plane: the first is the root the CA signs
+   * under now, any others are still trusted (a root rotation in progress). Absent without a CA.
+   */
+  trustBundle?: string[];
 }
 
-/** Who the proxy is: the identity its metrics and (later) certificates carry. */
+/** Who the proxy is: the identity its metrics and its workload certificate carry. */
 export interface ProxyNode {
   id: string;
   kind: 'sidecar' | 'edge';
@@ -37,6 +47,10 @@ export interface InboundConfig {
   appPort: number;
   /** How the sidecar speaks to its app: the protocol of the service port that selects the workload. */
   protocol: UpstreamProtocol;
+  /** PeerAuthentication for the app's port; absent = PERMISSIVE. */
+  mtls?: InboundMtlsConfig;
+  /** The AuthorizationPolicies that apply to this workload; absent or empty = allow all. */
+  authorization?: AuthorizationPolicyConfig[];
 }
 
 /**
@@ -99,6 +113,14 @@ export type RouteAction =
 export interface RouteBehaviour {
   /** Whole-request timeout, retries included (Istio's `timeout`); absent = none. */
   timeoutMs?: number;
+  /**
+   * Weft's streaming timeouts (VirtualService annotations `weft.dev/first-byte-timeout`,
+   * `weft.dev/idle-timeout`): from a try going upstream to the first byte of the answer's body
+   * (the answer is held until then, so a try that times out can still be retried or fall back);
+   * and the longest gap between two chunks of the answer once it has started. Absent = none.
+   */
+  firstByteTimeoutMs?: number;
+  idleTimeoutMs?: number;
   /** Always present on routes: Istio's mesh default applies when the VirtualService sets none. */
   retries?: RetryPolicyConfig;
   fault?: FaultConfig;
@@ -243,17 +265,26 @@ export interface ClusterConfig {
   lb: LbConfig;
   /** Istio's protocol selection (service port protocol, then `h2UpgradePolicy`). */
   protocol: UpstreamProtocol;
-  /** DestinationRule `tls.mode: SIMPLE`: originate TLS to endpoints outside the mesh. */
+  /** DestinationRule `tls` (see ClusterTlsConfig); absent = auto mTLS. */
   tls?: ClusterTlsConfig;
+  /** `connectionPool` (and `retryBudget`), defaults filled in; absent = Istio's defaults (no limits). */
+  limits?: CircuitLimitsConfig;
+  /** `outlierDetection`, defaults filled in; absent = no outlier detection (Istio's default). */
+  outlierDetection?: OutlierConfig;
+  /** The FallbackPolicy protecting this cluster, if any. */
+  fallback?: FallbackConfig;
   endpoints: EndpointConfig[];
 }
 
 /**
- * TLS the proxy originates (Istio's ClientTLSSettings, mode SIMPLE). The proxy offers ALPN `h2`
- * only for an HTTP/2 cluster, `h2` and `http/1.1` otherwise, and speaks what the server picks.
+ * DestinationRule `tls` (Istio's ClientTLSSettings). `SIMPLE`: the proxy originates TLS to
+ * endpoints outside the mesh, offering ALPN `h2` only for an HTTP/2 cluster, `h2` and `http/1.1`
+ * otherwise, and speaks what the server picks (the other fields apply to it). `ISTIO_MUTUAL`: mTLS
+ * with the workload certificate to every endpoint. `DISABLE`: plaintext, even to sidecars. Absent:
+ * Istio's auto mTLS — mTLS to endpoints a Weft sidecar fronts, plaintext to the others.
  */
 export interface ClusterTlsConfig {
-  mode: 'SIMPLE';
+  mode: 'SIMPLE' | 'ISTIO_MUTUAL' | 'DISABLE';
   /** Server name to send; absent = the request's host (Envoy's auto SNI). */
   sni?: string;
   /** Path of a PEM file of trusted CAs, read by the proxy; absent = the system's trusted roots. */
@@ -274,9 +305,12 @@ export interface EndpointConfig {
   namespace: string;
   app: string;
   version: string;
+  /** The SPIFFE ID the endpoint's certificate must carry (checked when the connection is mTLS). */
   identity: string;
-  /** True when a Weft sidecar fronts the endpoint (so the peer speaks Weft's metadata). */
+  /** True when a Weft sidecar fronts the endpoint: it speaks Weft's metadata and, by default, mTLS. */
   sidecar: boolean;
+  /** `false`: the sidecar's PeerAuthentication is DISABLE, so auto mTLS sends plaintext (Istio infers the same). */
+  mtls?: false;
 }
 
 // ---- the stream between proxy and control plane (newline-delimited JSON over HTTP/2) -------

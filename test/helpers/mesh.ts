@@ -36,6 +36,7 @@ export interface StatusJson {
     appPid: number | null;
     ready: boolean | null;
     listeners: { inbound: string | null; outbound: string | null; admin: string | null };
+    certificate: { spiffeId: string; serial: string; notAfter: string } | null;
   }>;
   diagnostics: string[];
 }

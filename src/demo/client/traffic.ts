@@ -254,7 +254,9 @@ export async function runTraffic(cfg: TrafficConfig, deps: TrafficDeps): Promise
       // Not JSON (e.g. a proxy's error page): report the raw body below.
     }
     if (res.status !== 200) throw new Error(`HTTP ${res.status} ${typeof parsed.error === "string" ? parsed.error : snippet(res.body)}`);
-    const version = header(res.headers, "x-model-version") ?? (typeof parsed.version === "string" ? parsed.version : "?");
+    // A FallbackPolicy's answer is labelled by the mesh: count it as such, never as a model version.
+    const fallback = header(res.headers, "x-weft-fallback");
+    const version = fallback ? `fallback:${fallback}` : (header(res.headers, "x-model-version") ?? (typeof parsed.version === "string" ? parsed.version : "?"));
     const label = typeof parsed.label === "string" ? parsed.label : "?";
     stats.predictOk++;
     bump(stats.versions, version);

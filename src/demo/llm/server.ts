@@ -6,7 +6,7 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { generateTokens, joinToken, loadCorpus, tokenizeText, trainMarkov, type FinishReason, type MarkovModel } from "./generator.ts";
-import { HttpError, baseUrl, gracefulClose, isRecord, listen, pathOf, portFromEnv, readJson, runServerMain, sendJson, type Started } from "../shared/http.ts";
+import { Chaos, HttpError, baseUrl, gracefulClose, isRecord, listen, pathOf, portFromEnv, readJson, runServerMain, sendJson, type Started } from "../shared/http.ts";
 
 export const DEFAULT_MODEL_NAME = "weft-markov-2";
 export const DEFAULT_MAX_TOKENS = 128;
@@ -312,7 +312,9 @@ export async function start(opts: LlmOptions = {}): Promise<Started & { replica:
     }
   };
 
+  const chaos = new Chaos();
   const server = createServer((req, res) => {
+    if (chaos.intercept(req, res)) return;
     handle(req, res).catch((err: unknown) => {
       if (res.headersSent) {
         // Mid-stream failure: nothing sensible to send; cut the connection so the client sees it.

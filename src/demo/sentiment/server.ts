@@ -15,6 +15,7 @@ import {
   runServerMain,
   sendJson,
   type Started,
+  Chaos,
 } from "../shared/http.ts";
 
 export type ModelKind = "lexicon" | "naive-bayes";
@@ -130,7 +131,9 @@ export async function start(opts: SentimentOptions = {}): Promise<Started & { mo
     }
   };
 
+  const chaos = new Chaos();
   const server = createServer((req, res) => {
+    if (chaos.intercept(req, res)) return;
     handle(req, res).catch((err: unknown) => {
       const status = err instanceof HttpError ? err.status : 500;
       const message = err instanceof HttpError ? err.message : "internal error";

@@ -157,3 +157,49 @@ export async function runServerMain(name: string, start: () => Promise<Started>)
   process.once("SIGTERM", () => stop("SIGTERM"));
   process.once("SIGINT", () => stop("SIGINT"));
 }
+
+/** What `POST /chaos` can make a demo replica do: answer normally, fail every request, or hang. */
+export type ChaosMode = "ok" | "fail" | "hang";
+
+/**
+ * Demo chaos, so a newcomer can watch the mesh react: `POST /chaos {"mode": "fail" | "hang" |
+ * "ok"}` on the replica's own port (`weft demo chaos <replica> <mode>` finds it). In `fail` every
+ * request but /chaos and /healthz gets a 500; in `hang` it is read and never answered (until the
+ * caller gives up). Returns true when it took care of the request.
+ */
+export class Chaos {
+  mode: ChaosMode = "ok";
+
+  intercept(req: IncomingMessage, res: ServerResponse): boolean {
+    const path = pathOf(req);
+    if (path === "/chaos") {
+      this.configure(req, res).catch((err: unknown) => {
+        const status = err instanceof HttpError ? err.status : 500;
+        sendJson(res, status, { error: (err as Error).message });
+      });
+      return true;
+    }
+    if (this.mode === "ok" || path === "/healthz") return false;
+    if (this.mode === "fail") {
+      req.resume();
+      sendJson(res, 500, { error: { message: "chaos: this replica fails on purpose (weft demo chaos <replica> ok ends it)", type: "server_error" } });
+      return true;
+    }
+    // hang: read the request, never answer; the connection closes when the caller gives up.
+    req.resume();
+    return true;
+  }
+
+  private async configure(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== "POST") {
+      res.setHeader("allow", "POST");
+      throw new HttpError(405, 'use POST /chaos {"mode": "fail" | "hang" | "ok"}');
+    }
+    const body = await readJson(req);
+    const mode = isRecord(body) ? body.mode : undefined;
+    if (mode !== "ok" && mode !== "fail" && mode !== "hang") throw new HttpError(400, 'mode must be "ok", "fail" or "hang"');
+    this.mode = mode;
+    console.log(`chaos: mode ${mode}`);
+    sendJson(res, 200, { mode });
+  }
+}

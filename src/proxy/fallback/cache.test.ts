@@ -3,7 +3,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../core/clock.ts';
-import { FallbackCache, fallbackCacheKey, parseFallbackCacheConfig, type CachedAnswer } from './cache.ts';
+import { parseFallbackCacheConfig } from '../../translate/resilience.ts';
+import { FallbackCache, fallbackCacheKey, type CachedAnswer } from './cache.ts';
 
 const enc = new TextEncoder();
 const answer = (text: string, status = 200): CachedAnswer => ({ status, headers: { 'content-type': 'application/json' }, body: enc.encode(text) });

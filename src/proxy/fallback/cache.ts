@@ -7,57 +7,16 @@
 
 import { createHash } from 'node:crypto';
 import type { Clock } from '../../core/clock.ts';
-import { checkInt, fieldsOf, optBool, optDurationMs, optInt } from '../upstream/config-fields.ts';
+import { checkInt } from '../../core/config-fields.ts';
+import type { FallbackCacheConfig } from '../../wire/resilience.ts';
+
+export type { FallbackCacheConfig } from '../../wire/resilience.ts';
 
 // ---- wire config ----------------------------------------------------------------------------
-
-export interface FallbackCacheConfig {
-  ttlMs: number;
-  maxEntries: number;
-  /** Bound on the bytes held: bodies, header names and values, and keys. */
-  maxBytes: number;
-  /** Request headers (lowercase) whose values are part of the key, in order. */
-  keyHeaders: string[];
-  /** Whether a hash of the request body is part of the key. */
-  keyBody: boolean;
-}
-
-export const CACHE_DEFAULTS: Readonly<FallbackCacheConfig> = Object.freeze({
-  ttlMs: 300_000,
-  maxEntries: 1000,
-  maxBytes: 16 * 1024 * 1024,
-  keyHeaders: Object.freeze([]) as unknown as string[],
-  keyBody: true,
-});
+// The config arrives filled in (src/translate/resilience.ts parses the FallbackPolicy's block).
 
 /** Header names: an RFC 9110 token. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-
-/**
- * A FallbackPolicy's `cache` block (`{ttl, maxEntries, maxBytes, key: {headers, body}}`, ttl as
- * a duration string) → a FallbackCacheConfig with defaults filled in. Throws when invalid.
- */
-export function parseFallbackCacheConfig(fields: unknown): FallbackCacheConfig {
-  const what = 'cache';
-  const f = fieldsOf(fields, what, ['ttl', 'maxEntries', 'maxBytes', 'key']);
-  const key = fieldsOf(f.key, `${what}.key`, ['headers', 'body']);
-  const headers = key.headers ?? [];
-  if (!Array.isArray(headers)) throw new Error(`${what}.key.headers: expected a list of header names`);
-  const keyHeaders: string[] = [];
-  headers.forEach((h, i) => {
-    if (typeof h !== 'string' || !TOKEN.test(h)) throw new Error(`${what}.key.headers[${i}]: ${JSON.stringify(h)} is not a header name`);
-    const lower = h.toLowerCase();
-    if (keyHeaders.includes(lower)) throw new Error(`${what}.key.headers[${i}]: ${JSON.stringify(h)} is listed twice`);
-    keyHeaders.push(lower);
-  });
-  return {
-    ttlMs: optDurationMs(f, what, 'ttl') ?? CACHE_DEFAULTS.ttlMs,
-    maxEntries: optInt(f, what, 'maxEntries', 1, Number.MAX_SAFE_INTEGER) ?? CACHE_DEFAULTS.maxEntries,
-    maxBytes: optInt(f, what, 'maxBytes', 1, Number.MAX_SAFE_INTEGER) ?? CACHE_DEFAULTS.maxBytes,
-    keyHeaders,
-    keyBody: optBool(key, `${what}.key`, 'body') ?? CACHE_DEFAULTS.keyBody,
-  };
-}
 
 export function checkFallbackCacheConfig(c: FallbackCacheConfig): void {
   checkInt('fallback cache: ttlMs', c.ttlMs, 1, Number.MAX_SAFE_INTEGER);
@@ -107,8 +66,10 @@ export interface CachedAnswer {
 }
 
 export interface CacheHit extends CachedAnswer {
-  /** When it was stored, on the cache's clock (for an `age` header). */
+  /** When it was stored, on the cache's clock. */
   storedAt: number;
+  /** How long ago it was stored (for an `age` header). */
+  ageMs: number;
 }
 
 export interface FallbackCacheStats {
@@ -180,7 +141,7 @@ export class FallbackCache {
     this.entries.set(key, e);
     this.counters.hits++;
     // A typed array cannot be frozen: hand out a copy, so a caller cannot change later hits.
-    return { status: e.answer.status, headers: e.answer.headers, body: Uint8Array.from(e.answer.body), storedAt: e.storedAt };
+    return { status: e.answer.status, headers: e.answer.headers, body: Uint8Array.from(e.answer.body), storedAt: e.storedAt, ageMs: this.clock.now() - e.storedAt };
   }
 
   /** Stores `answer` as the latest good answer for `key`. Returns false if it alone is too big. */

@@ -12,12 +12,14 @@ export interface AccessLog {
     route: string | undefined,
     upstream: string | undefined,
     startMs: number,
+    /** What a FallbackPolicy answered with (cache, route, static), when it did. */
+    fallback?: string,
   ): void;
 }
 
 export function jsonAccessLog(out: Writable, proxyId: string): AccessLog {
   return {
-    write(req, target, status, flags, route, upstream, startMs) {
+    write(req, target, status, flags, route, upstream, startMs, fallback) {
       out.write(
         JSON.stringify({
           time: new Date().toISOString(),
@@ -29,6 +31,7 @@ export function jsonAccessLog(out: Writable, proxyId: string): AccessLog {
           response_flags: flags,
           route: route ?? null,
           upstream: upstream ?? null,
+          fallback: fallback ?? null,
           duration_ms: Math.round((performance.now() - startMs) * 1000) / 1000,
           request_id: req.headers['x-request-id'] ?? null,
         }) + '\n',

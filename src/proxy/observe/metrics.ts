@@ -56,13 +56,38 @@ class Series {
   }
 }
 
+/** A counter of fallback answers for one label set (Weft's own metric; Istio's keep their labels). */
+interface FallbackSeries {
+  labels: string;
+  count: number;
+}
+
 export class PeerLabels {
   private readonly byOutcome = new Map<string, Series>();
+  private readonly fallbacks = new Map<string, FallbackSeries>();
   private readonly rendered: string;
   private readonly all: Series[];
-  constructor(rendered: string, all: Series[]) {
+  private readonly allFallbacks: FallbackSeries[];
+  constructor(rendered: string, all: Series[], allFallbacks: FallbackSeries[]) {
     this.rendered = rendered;
     this.all = all;
+    this.allFallbacks = allFallbacks;
+  }
+
+  /**
+   * A fallback answered for this destination: `kind` is what answered (cache, route, static),
+   * `trigger` why (unavailable, overflow, timeout, 5xx). Counted in `weft_fallback_total`; the
+   * request itself is counted in istio_requests_total as usual, with the failure's flag.
+   */
+  fallback(kind: string, trigger: string): void {
+    const key = `${kind}|${trigger}`;
+    let f = this.fallbacks.get(key);
+    if (!f) {
+      f = { labels: `${this.rendered},fallback="${kind}",trigger="${trigger}"`, count: 0 };
+      this.fallbacks.set(key, f);
+      this.allFallbacks.push(f);
+    }
+    f.count++;
   }
 
   /** `protocol` is Istio's request_protocol: `grpc` for gRPC requests, else `http`. */
@@ -91,7 +116,14 @@ export class PeerLabels {
 
 export class MeshMetrics {
   private readonly series: Series[] = [];
+  private readonly fallbacks: FallbackSeries[] = [];
   private readonly peers = new Map<string, PeerLabels>();
+  private readonly collectors = new Map<string, () => string>();
+
+  /** Adds (or replaces) a source of more exposition text, rendered after the request metrics. */
+  collect(name: string, render: () => string): void {
+    this.collectors.set(name, render);
+  }
 
   /** The same label values always give the same object, so counts survive configuration swaps. */
   peer(v: PeerLabelValues): PeerLabels {
@@ -100,7 +132,7 @@ export class MeshMetrics {
       .join(',');
     let p = this.peers.get(rendered);
     if (!p) {
-      p = new PeerLabels(rendered, this.series);
+      p = new PeerLabels(rendered, this.series, this.fallbacks);
       this.peers.set(rendered, p);
     }
     return p;
@@ -115,7 +147,12 @@ export class MeshMetrics {
     histogram(out, 'istio_request_duration_milliseconds', 'Request duration in milliseconds.', this.series, (s) => s.duration);
     histogram(out, 'istio_request_bytes', 'Request body size in bytes.', this.series, (s) => s.requestBytes);
     histogram(out, 'istio_response_bytes', 'Response body size in bytes.', this.series, (s) => s.responseBytes);
-    return out.join('\n') + '\n';
+    out.push('# HELP weft_fallback_total Answers a FallbackPolicy gave instead of the real one, by what answered and why.');
+    out.push('# TYPE weft_fallback_total counter');
+    for (const f of this.fallbacks) out.push(`weft_fallback_total{${f.labels}} ${f.count}`);
+    let text = out.join('\n') + '\n';
+    for (const render of this.collectors.values()) text += render();
+    return text;
   }
 }
 

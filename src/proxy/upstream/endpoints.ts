@@ -1,9 +1,12 @@
 // Endpoint state that outlives configuration swaps: the connection pool and in-flight count per
-// address (and per transport: HTTP/1.1, h2c, TLS).
+// address (and per transport: HTTP/1.1, h2c, TLS, and the cluster's pool settings); and, beside
+// it, each cluster's resilience state (limits, ejections, fallback caches: cluster-state.ts).
 
 import type { ClusterConfig, EndpointConfig } from '../../wire/snapshot.ts';
 import { createUpstream, HTTP1, TlsMaterial, transportId, type Transport } from './transport.ts';
 import type { Upstream } from './upstream.ts';
+import { ClusterStates } from './cluster-state.ts';
+import { poolSettings } from './pool-settings.ts';
 
 export interface EndpointState {
   /** The address, `host:port`: what balancers, retries and logs call the endpoint. */
@@ -33,6 +36,8 @@ export class EndpointStates {
   private readonly members = new Map<string, Map<string, number>>();
   /** CA files the clusters' TLS settings name, read once per snapshot. */
   readonly tls = new TlsMaterial();
+  /** Per cluster: circuit limits, outlier detection, fallback caches. */
+  readonly clusters = new ClusterStates();
 
   /**
    * When each of `keys` joined `cluster`, as slow start counts it. An address new to the cluster
@@ -52,7 +57,9 @@ export class EndpointStates {
 
   /** The state of a cluster's endpoint, spoken to as the cluster says (see TlsMaterial.transportFor). */
   forEndpoint(cluster: ClusterConfig, endpoint: EndpointConfig): EndpointState {
-    return this.get(endpoint.host, endpoint.port, this.tls.transportFor(cluster, endpoint));
+    const transport = this.tls.transportFor(cluster, endpoint);
+    const pool = poolSettings(cluster);
+    return this.get(endpoint.host, endpoint.port, pool ? { ...transport, pool } : transport);
   }
 
   get(host: string, port: number, transport: Transport = HTTP1): EndpointState {
@@ -85,6 +92,7 @@ export class EndpointStates {
   }
 
   async closeAll(): Promise<void> {
+    this.clusters.close();
     const all = [...this.states.values()];
     this.states.clear();
     await Promise.allSettled(all.map((s) => s.pool.close()));

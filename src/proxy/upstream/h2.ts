@@ -22,12 +22,22 @@ export interface H2Options {
   authority: string;
   /** A new connection to the address; `servername` is the request's host name (for TLS's SNI). */
   connect(servername: string | undefined): Socket;
+  /** A session not up within this is a connect failure (default 10 s). */
+  connectTimeoutMs?: number;
+  /** Close a session without streams after this long idle; 0 = never (default 30 s). */
+  idleMs?: number;
+  /** Streams a session carries before it takes no more and closes once idle; 0 = no limit. */
+  maxRequestsPerSession?: number;
+  /** Streams at once per session at most, below the server's own limit; 0 = the server's limit. */
+  maxConcurrentStreams?: number;
 }
 
 interface Session {
   session: ClientHttp2Session;
   servername: string | undefined;
   streams: number;
+  /** Streams opened so far (for maxRequestsPerSession). */
+  served: number;
 }
 
 export class H2Upstream implements Upstream {
@@ -51,21 +61,24 @@ export class H2Upstream implements Upstream {
   async request(r: UpstreamRequest): Promise<UpstreamResponse> {
     const host = typeof r.headers.host === 'string' ? r.headers.host : this.o.authority;
     const servername = this.o.scheme === 'https' ? hostName(host) : undefined;
+    // A stream slot on the session is reserved already (so concurrent requests respect its limits).
     const s = await this.session(servername);
     const headers: OutgoingHttpHeaders = { ':method': r.method, ':path': r.path, ':scheme': this.o.scheme, ':authority': host };
     for (const [name, value] of Object.entries(r.headers)) if (name !== 'host') headers[name] = value;
-    r.signal?.throwIfAborted();
     let stream: ClientHttp2Stream;
+    try {
+      r.signal?.throwIfAborted();
+    } catch (err) {
+      this.release(s);
+      throw err;
+    }
     try {
       stream = s.session.request(headers, { endStream: !r.body });
     } catch (err) {
+      this.release(s);
       throw Object.assign(new Error(`HTTP/2 stream not opened: ${(err as Error).message}`), { code: 'UPSTREAM_RESET', cause: err });
     }
-    s.streams++;
-    stream.once('close', () => {
-      s.streams--;
-      if (s.streams === 0 && this.closed) s.session.close();
-    });
+    stream.once('close', () => this.release(s));
     return exchange(stream, r);
   }
 
@@ -82,23 +95,51 @@ export class H2Upstream implements Upstream {
     ).then(() => {});
   }
 
-  /** A session with room for another stream, for this server name; opened when there is none. */
+  private retire(s: Session): void {
+    const i = this.sessions.indexOf(s);
+    if (i >= 0) this.sessions.splice(i, 1);
+  }
+
+  /** Used up (Istio's maxRequestsPerConnection): it takes no new streams and closes once idle. */
+  private usedUp(s: Session): boolean {
+    const max = this.o.maxRequestsPerSession ?? 0;
+    return max > 0 && s.served >= max;
+  }
+
+  /** A stream of the session ended (or never started): give its slot back. */
+  private release(s: Session): void {
+    s.streams--;
+    if (s.streams === 0 && (this.closed || this.usedUp(s))) s.session.close();
+  }
+
+  /** Streams a session may carry at once: the server's limit, capped by the cluster's. */
+  private streamLimit(s: Session): number {
+    const server = s.session.remoteSettings.maxConcurrentStreams ?? 100;
+    const own = this.o.maxConcurrentStreams ?? 0;
+    return own > 0 ? Math.min(own, server) : server;
+  }
+
+  /**
+   * A session with room for another stream, for this server name, with that stream's slot
+   * reserved; opened when there is none.
+   */
   private async session(servername: string | undefined): Promise<Session> {
     if (this.closed) throw Object.assign(new Error('upstream closed'), { code: 'UPSTREAM_RESET' });
     for (;;) {
-      const s = this.sessions.find(
-        (x) => x.servername === servername && !x.session.closed && !x.session.destroyed && x.streams < (x.session.remoteSettings.maxConcurrentStreams ?? 100),
-      );
-      if (s) return s;
-      const key = servername ?? '';
-      const pending = this.connecting.get(key);
-      if (pending) {
-        await pending;
-        continue; // it may already be full: look again
+      const s = this.sessions.find((x) => x.servername === servername && !x.session.closed && !x.session.destroyed && x.streams < this.streamLimit(x));
+      if (s) {
+        s.streams++;
+        s.served++;
+        if (this.usedUp(s)) this.retire(s);
+        return s;
       }
-      const opening = this.open(servername).finally(() => this.connecting.delete(key));
-      this.connecting.set(key, opening);
-      return opening;
+      const key = servername ?? '';
+      let pending = this.connecting.get(key);
+      if (!pending) {
+        pending = this.open(servername).finally(() => this.connecting.delete(key));
+        this.connecting.set(key, pending);
+      }
+      await pending; // then look again: others may have filled it
     }
   }
 
@@ -106,7 +147,7 @@ export class H2Upstream implements Upstream {
     return new Promise((resolve, reject) => {
       const conn = socket ?? this.o.connect(servername);
       const session = h2connect(`${this.o.scheme}://${this.o.authority}`, { createConnection: () => conn, settings: { enablePush: false } });
-      const entry: Session = { session, servername, streams: 0 };
+      const entry: Session = { session, servername, streams: 0, served: 0 };
       let settled = false;
       const fail = (err: Error) => {
         if (settled) return;
@@ -115,7 +156,7 @@ export class H2Upstream implements Upstream {
         session.destroy();
         reject(err);
       };
-      const timer = setTimeout(() => fail(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), CONNECT_TIMEOUT_MS);
+      const timer = setTimeout(() => fail(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), this.o.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
       // A connection error (refused, TLS) comes as the socket's error, through the session.
       session.on('error', (err) => fail(err));
       conn.once('error', (err) => fail(err));
@@ -137,9 +178,12 @@ export class H2Upstream implements Upstream {
         const i = this.sessions.indexOf(entry);
         if (i >= 0) this.sessions.splice(i, 1);
       });
-      session.setTimeout(IDLE_MS, () => {
-        if (entry.streams === 0) session.close();
-      });
+      const idle = this.o.idleMs ?? IDLE_MS;
+      if (idle > 0) {
+        session.setTimeout(idle, () => {
+          if (entry.streams === 0) session.close();
+        });
+      }
       session.unref();
     });
   }

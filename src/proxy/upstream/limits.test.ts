@@ -3,8 +3,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../core/clock.ts';
-import { UNLIMITED } from './config-fields.ts';
-import { CircuitLimits, OVERFLOW_RESPONSE, parseCircuitLimitsConfig, type Admission, type Go } from './limits.ts';
+import { UNLIMITED } from '../../core/config-fields.ts';
+import { parseCircuitLimitsConfig } from '../../translate/resilience.ts';
+import { MeshError } from '../../core/errors.ts';
+import { CircuitLimits, type Admission, type Go } from './limits.ts';
 
 const limits = (pool: unknown, retryBudget?: unknown, protocol: 'http1' | 'h2' = 'http1') =>
   new CircuitLimits(parseCircuitLimitsConfig(pool, retryBudget, { protocol }), new ManualClock());
@@ -108,9 +110,11 @@ describe('admission', () => {
     assert.equal(l.admit().kind, 'queue');
     const third = l.admit();
     assert.deepEqual(third, { kind: 'overflow', limit: 'max_pending_requests' });
-    assert.equal(OVERFLOW_RESPONSE.status, 503);
-    assert.equal(OVERFLOW_RESPONSE.flag, 'UO');
-    assert.equal(OVERFLOW_RESPONSE.headers['x-envoy-overloaded'], 'true');
+    const overflow = new MeshError('OVERFLOW');
+    assert.equal(overflow.status, 503);
+    assert.equal(overflow.flag, 'UO');
+    assert.equal(overflow.headers?.['x-envoy-overloaded'], 'true');
+    assert.equal(overflow.retriable, false);
   });
 
   it('a waiter that gives up leaves the queue; a late cancel gives the connection back', async () => {

@@ -24,123 +24,14 @@
 // in the config for whoever builds the connection pools; admission does not use them.
 
 import type { Clock } from '../../core/clock.ts';
-import { checkInt, fieldsOf, optBool, optDurationMs, optInt, UNLIMITED } from './config-fields.ts';
-import { checkRetryBudgetConfig, parseRetryBudgetConfig, RetryBudget, type RetryBudgetConfig } from './retry-budget.ts';
+import { checkInt, UNLIMITED } from '../../core/config-fields.ts';
+import type { CircuitLimitsConfig } from '../../wire/resilience.ts';
+import { checkRetryBudgetConfig, RetryBudget } from './retry-budget.ts';
+
+export type { CircuitLimitsConfig } from '../../wire/resilience.ts';
 
 // ---- wire config ----------------------------------------------------------------------------
-
-export interface CircuitLimitsConfig {
-  /** `tcp.maxConnections`: connections to all endpoints of the cluster. */
-  maxConnections: number;
-  /** `http.http1MaxPendingRequests`: tries waiting for a connection. */
-  maxPendingRequests: number;
-  /** `http.http2MaxRequests`: tries active at once (HTTP/1.1 and HTTP/2 alike). */
-  maxRequests: number;
-  /** `http.maxRetries`: retries in flight at once (ignored when `retryBudget` is set). */
-  maxRetries: number;
-  /** Requests a connection may carry at once: 1 for HTTP/1.1, `maxConcurrentStreams` for HTTP/2. */
-  streamsPerConnection: number;
-  /** `http.maxRequestsPerConnection`: requests before a connection is closed; 0 = no limit (1 disables keep-alive). */
-  maxRequestsPerConnection: number;
-  /** `tcp.connectTimeout` (Istio's mesh default 10 s); a connect timeout answers 503 `UF`. */
-  connectTimeoutMs: number;
-  /** `http.idleTimeout`, else `tcp.idleTimeout`; Envoy's default 1 h; 0 = never. */
-  idleTimeoutMs: number;
-  /** `tcp.maxConnectionDuration`; 0 = no limit. */
-  maxConnectionDurationMs: number;
-  /** `tcp.tcpKeepalive`, when set (absent fields: the OS's settings). */
-  tcpKeepalive?: { probes?: number; timeMs?: number; intervalMs?: number };
-  /** `http.http2KeepAlive`: PING every interval, close after timeout without an answer. */
-  http2KeepAlive?: { intervalMs: number; timeoutMs: number };
-  /** The traffic policy's `retryBudget`, when set. */
-  retryBudget?: RetryBudgetConfig;
-}
-
-export const LIMIT_DEFAULTS = Object.freeze({
-  connectTimeoutMs: 10_000,
-  idleTimeoutMs: 3_600_000,
-  /** Istio's documented default for `maxConcurrentStreams` (2^31−1). */
-  maxConcurrentStreams: 2147483647,
-});
-
-export interface CircuitLimitsOptions {
-  /** How the proxy speaks to this cluster's endpoints (decides streams per connection). */
-  protocol?: 'http1' | 'h2';
-  /** The mesh's `connectTimeout` (MeshConfig), used when the DestinationRule sets none. */
-  meshConnectTimeoutMs?: number;
-}
-
-const TCP_FIELDS = ['maxConnections', 'connectTimeout', 'tcpKeepalive', 'maxConnectionDuration', 'idleTimeout'];
-const HTTP_FIELDS = [
-  'http1MaxPendingRequests',
-  'http2MaxRequests',
-  'maxRequestsPerConnection',
-  'maxRetries',
-  'idleTimeout',
-  'h2UpgradePolicy',
-  'useClientProtocol',
-  'maxConcurrentStreams',
-  'http2KeepAlive',
-];
-
-const positive = (v: number | undefined): number => (v !== undefined && v > 0 ? v : UNLIMITED);
-
-/**
- * Istio `ConnectionPoolSettings` fields (and the traffic policy's `retryBudget`) → a
- * CircuitLimitsConfig. Either may be absent: a cluster without a connection pool still has
- * Istio's (unlimited) limits and the mesh's connect timeout. Throws on what Istio rejects.
- * `h2UpgradePolicy` and `useClientProtocol` choose the protocol, which is the caller's business
- * (pass it in `options.protocol`).
- */
-export function parseCircuitLimitsConfig(connectionPool: unknown, retryBudget?: unknown, options: CircuitLimitsOptions = {}): CircuitLimitsConfig {
-  const pool = fieldsOf(connectionPool, 'connectionPool', ['tcp', 'http']);
-  const tcp = fieldsOf(pool.tcp, 'connectionPool.tcp', TCP_FIELDS);
-  const http = fieldsOf(pool.http, 'connectionPool.http', HTTP_FIELDS);
-  const t = 'connectionPool.tcp';
-  const h = 'connectionPool.http';
-  const int32 = 2147483647;
-  const streams = optInt(http, h, 'maxConcurrentStreams', 0, int32);
-  optBool(http, h, 'useClientProtocol');
-  const upgrade = http.h2UpgradePolicy;
-  if (upgrade !== undefined && !['DEFAULT', 'DO_NOT_UPGRADE', 'UPGRADE'].includes(upgrade as string)) {
-    throw new Error(`${h}.h2UpgradePolicy: unsupported value ${JSON.stringify(upgrade)}`);
-  }
-  // Istio: the HTTP idle timeout wins; the TCP one (where 0s turns it off) applies otherwise.
-  const idle = optDurationMs(http, h, 'idleTimeout') ?? optDurationMs(tcp, t, 'idleTimeout', { istio: false }) ?? LIMIT_DEFAULTS.idleTimeoutMs;
-  const config: CircuitLimitsConfig = {
-    maxConnections: positive(optInt(tcp, t, 'maxConnections', 0, int32)),
-    maxPendingRequests: positive(optInt(http, h, 'http1MaxPendingRequests', 0, int32)),
-    maxRequests: positive(optInt(http, h, 'http2MaxRequests', 0, int32)),
-    maxRetries: positive(optInt(http, h, 'maxRetries', 0, int32)),
-    streamsPerConnection: options.protocol === 'h2' ? streams || LIMIT_DEFAULTS.maxConcurrentStreams : 1,
-    maxRequestsPerConnection: optInt(http, h, 'maxRequestsPerConnection', 0, int32) ?? 0,
-    connectTimeoutMs: optDurationMs(tcp, t, 'connectTimeout') ?? options.meshConnectTimeoutMs ?? LIMIT_DEFAULTS.connectTimeoutMs,
-    idleTimeoutMs: idle,
-    maxConnectionDurationMs: optDurationMs(tcp, t, 'maxConnectionDuration') ?? 0,
-  };
-  if (tcp.tcpKeepalive !== undefined && tcp.tcpKeepalive !== null) {
-    const k = fieldsOf(tcp.tcpKeepalive, `${t}.tcpKeepalive`, ['probes', 'time', 'interval']);
-    const kw = `${t}.tcpKeepalive`;
-    const keepalive: NonNullable<CircuitLimitsConfig['tcpKeepalive']> = {};
-    const probes = optInt(k, kw, 'probes', 0, 4294967295);
-    const time = optDurationMs(k, kw, 'time');
-    const interval = optDurationMs(k, kw, 'interval');
-    if (probes !== undefined) keepalive.probes = probes;
-    if (time !== undefined) keepalive.timeMs = time;
-    if (interval !== undefined) keepalive.intervalMs = interval;
-    config.tcpKeepalive = keepalive;
-  }
-  if (http.http2KeepAlive !== undefined && http.http2KeepAlive !== null) {
-    const kw = `${h}.http2KeepAlive`;
-    const k = fieldsOf(http.http2KeepAlive, kw, ['interval', 'timeout']);
-    const intervalMs = optDurationMs(k, kw, 'interval');
-    const timeoutMs = optDurationMs(k, kw, 'timeout');
-    if (intervalMs === undefined || timeoutMs === undefined) throw new Error(`${kw}: interval and timeout are both required`);
-    config.http2KeepAlive = { intervalMs, timeoutMs };
-  }
-  if (retryBudget !== undefined && retryBudget !== null) config.retryBudget = parseRetryBudgetConfig(retryBudget);
-  return config;
-}
+// The config arrives filled in (src/translate/resilience.ts parses Istio's fields).
 
 /** Checks a config that came over the wire; throws (the proxy NACKs) when it cannot be used. */
 export function checkCircuitLimitsConfig(c: CircuitLimitsConfig): void {
@@ -155,14 +46,6 @@ export function checkCircuitLimitsConfig(c: CircuitLimitsConfig): void {
 
 // ---- runtime --------------------------------------------------------------------------------
 
-/** What overflow looks like to the caller, as Envoy answers it; the access log gets flag `UO`. */
-export const OVERFLOW_RESPONSE = Object.freeze({
-  status: 503,
-  flag: 'UO',
-  headers: Object.freeze({ 'x-envoy-overloaded': 'true' }),
-  body: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
-});
-
 /** A try that may go ahead. Call `release` once when it ends (answered, failed or abandoned); extra calls do nothing. */
 export interface Go {
   kind: 'go';
@@ -176,7 +59,7 @@ export interface Go {
  *   first served) — or with `cancelled` after `cancel()`, which the caller must call if it stops
  *   waiting (route timeout, client gone). A `cancel` after the `go` was handed over releases it;
  *   so a caller that gives up can always just call `cancel()`;
- * - `overflow`: answer 503 `UO` now (see OVERFLOW_RESPONSE); `limit` says which limit was hit.
+ * - `overflow`: answer 503 `UO` now (the mesh error OVERFLOW, core/errors.ts); `limit` says which limit was hit.
  */
 export type Admission =
   | Go

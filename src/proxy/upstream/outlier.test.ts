@@ -3,7 +3,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../core/clock.ts';
-import { OutlierDetector, parseOutlierConfig, type Ejection, type OutlierConfig, type OutlierOutcome } from './outlier.ts';
+import { parseOutlierConfig } from '../../translate/resilience.ts';
+import { OutlierDetector, type Ejection, type OutlierConfig, type OutlierOutcome } from './outlier.ts';
 
 const ok: OutlierOutcome = { kind: 'response', status: 200 };
 const s500: OutlierOutcome = { kind: 'response', status: 500 };

@@ -28,113 +28,15 @@
 
 import type { Clock } from '../../core/clock.ts';
 import type { ErrorCode } from '../../core/errors.ts';
-import { checkInt, fieldsOf, optBool, optDurationMs, optInt } from './config-fields.ts';
+import { checkInt } from '../../core/config-fields.ts';
+import type { OutlierConfig } from '../../wire/resilience.ts';
+
+export type { OutlierConfig } from '../../wire/resilience.ts';
 
 // ---- wire config ----------------------------------------------------------------------------
-
-/** Compiled outlier detection for one cluster: plain JSON, ready for a snapshot. */
-export interface OutlierConfig {
-  /** Consecutive 5xx (and, unless split, local-origin failures) before an ejection; 0 = off. */
-  consecutive5xx: number;
-  /** Consecutive 502/503/504 before an ejection; 0 = off (Istio enforces it only when set). */
-  consecutiveGatewayErrors: number;
-  /** Count local-origin failures (connect, reset, timeout) apart from upstream answers. */
-  splitExternalLocalOriginErrors: boolean;
-  /** With the split: consecutive local-origin failures before an ejection. */
-  consecutiveLocalOriginFailures: number;
-  /** How often the sweep runs (un-ejection, multiplier decay). */
-  intervalMs: number;
-  baseEjectionTimeMs: number;
-  /** Cap on one ejection's duration. */
-  maxEjectionTimeMs: number;
-  maxEjectionPercent: number;
-  /** Envoy's `always_eject_one_host`: the first ejection ignores maxEjectionPercent. */
-  alwaysEjectOneHost: boolean;
-  /** Envoy's healthy panic threshold; 0 = never panic. */
-  minHealthPercent: number;
-  /** Istio's `outlierDetectionHttpErrorCodes`: when set, only these statuses are errors. */
-  errorStatusCodes?: number[];
-}
-
-/** Envoy's defaults, which Istio keeps for fields a DestinationRule leaves unset. */
-export const OUTLIER_DEFAULTS = Object.freeze({
-  consecutive5xx: 5,
-  consecutiveLocalOriginFailures: 5,
-  intervalMs: 10_000,
-  baseEjectionTimeMs: 30_000,
-  maxEjectionTimeMs: 300_000,
-  maxEjectionPercent: 10,
-});
+// The config arrives filled in (src/translate/resilience.ts parses Istio's fields).
 
 const UINT32_MAX = 4294967295;
-const INT32_MAX = 2147483647;
-
-const ISTIO_FIELDS = [
-  'splitExternalLocalOriginErrors',
-  'consecutiveLocalOriginFailures',
-  'consecutiveGatewayErrors',
-  'consecutive5xxErrors',
-  'interval',
-  'baseEjectionTime',
-  'maxEjectionPercent',
-  'minHealthPercent',
-  'consecutiveErrors',
-  'outlierDetectionHttpErrorCodes',
-];
-
-export interface OutlierParseOptions {
-  /**
-   * Weft's choice for Envoy's `always_eject_one_host`, which Istio never sets (so false is what
-   * an Istio mesh does: with the default 10 %, a service with fewer than 10 endpoints ejects
-   * none).
-   */
-  alwaysEjectOneHost?: boolean;
-}
-
-/**
- * Istio `OutlierDetection` fields (as the api layer reads them: camelCase, durations as strings)
- * → an OutlierConfig with Istio's and Envoy's defaults filled in. Throws on what Istio rejects.
- * The deprecated `consecutiveErrors` is accepted and ignored, as Istio's translation ignores it.
- */
-export function parseOutlierConfig(istio: unknown, options: OutlierParseOptions = {}): OutlierConfig {
-  const what = 'outlierDetection';
-  const f = fieldsOf(istio, what, ISTIO_FIELDS);
-  const split = optBool(f, what, 'splitExternalLocalOriginErrors') ?? false;
-  const localOrigin = optInt(f, what, 'consecutiveLocalOriginFailures', 0, UINT32_MAX);
-  if (!split && (localOrigin ?? 0) > 0) {
-    throw new Error(`${what}.consecutiveLocalOriginFailures: needs splitExternalLocalOriginErrors: true`);
-  }
-  const maxPercent = optInt(f, what, 'maxEjectionPercent', 0, 100);
-  const base = optDurationMs(f, what, 'baseEjectionTime') ?? OUTLIER_DEFAULTS.baseEjectionTimeMs;
-  const codes = f.outlierDetectionHttpErrorCodes;
-  let errorStatusCodes: number[] | undefined;
-  if (codes !== undefined && codes !== null) {
-    if (!Array.isArray(codes)) throw new Error(`${what}.outlierDetectionHttpErrorCodes: expected a list of status codes`);
-    errorStatusCodes = codes.map((c, i) => {
-      if (typeof c !== 'number' || !Number.isInteger(c) || c < 100 || c > 599) {
-        throw new Error(`${what}.outlierDetectionHttpErrorCodes[${i}]: ${JSON.stringify(c)} is not a status code in 100..599`);
-      }
-      return c;
-    });
-    if (errorStatusCodes.length === 0) errorStatusCodes = undefined;
-  }
-  optInt(f, what, 'consecutiveErrors', -2147483648, INT32_MAX); // type-checked, then ignored
-  const config: OutlierConfig = {
-    consecutive5xx: optInt(f, what, 'consecutive5xxErrors', 0, UINT32_MAX) ?? OUTLIER_DEFAULTS.consecutive5xx,
-    consecutiveGatewayErrors: optInt(f, what, 'consecutiveGatewayErrors', 0, UINT32_MAX) ?? 0,
-    splitExternalLocalOriginErrors: split,
-    // Istio passes the value only when > 0; otherwise Envoy's default (5, enforced) applies.
-    consecutiveLocalOriginFailures: localOrigin || OUTLIER_DEFAULTS.consecutiveLocalOriginFailures,
-    intervalMs: optDurationMs(f, what, 'interval') ?? OUTLIER_DEFAULTS.intervalMs,
-    baseEjectionTimeMs: base,
-    maxEjectionTimeMs: Math.max(OUTLIER_DEFAULTS.maxEjectionTimeMs, base),
-    maxEjectionPercent: maxPercent || OUTLIER_DEFAULTS.maxEjectionPercent,
-    alwaysEjectOneHost: options.alwaysEjectOneHost ?? false,
-    minHealthPercent: optInt(f, what, 'minHealthPercent', 0, 100) ?? 0,
-  };
-  if (errorStatusCodes) config.errorStatusCodes = errorStatusCodes;
-  return config;
-}
 
 /** Checks a config that came over the wire; throws (the proxy NACKs) when it cannot be used. */
 export function checkOutlierConfig(c: OutlierConfig): void {

@@ -59,3 +59,11 @@ test('a client error reaches the reader', async () => {
   const body = new ReplayableBody(source(), 100);
   await assert.rejects(text(body.reader(true)), /client went away/);
 });
+
+test('whole(): the entire body for a key, read to its end if need be; undefined past the limit', async () => {
+  const small = new ReplayableBody(Readable.from(['ab', 'cd'].map((x) => Buffer.from(x))), 100);
+  assert.equal((await small.whole())?.toString(), 'abcd');
+  assert.equal(await text(small.reader(true)), 'abcd', 'still replayable after');
+  const big = new ReplayableBody(Readable.from(Array.from({ length: 10 }, () => Buffer.alloc(10))), 25);
+  assert.equal(await big.whole(), undefined);
+});

@@ -45,6 +45,16 @@ export class ReplayableBody {
     return Readable.from(this.read(primary), { objectMode: false });
   }
 
+  /**
+   * The whole body, read from the client to its end if need be, when all of it fits the buffer;
+   * undefined when it does not (or the client failed). For keys that hash the body.
+   */
+  async whole(): Promise<Buffer | undefined> {
+    while (this.replayable && !this.ended && !this.failed && this.bytes <= this.limit) await this.pull();
+    if (!this.replayable || !this.ended || this.failed || this.bytes > this.limit) return undefined;
+    return Buffer.concat(this.chunks);
+  }
+
   private async *read(primary: boolean): AsyncGenerator<Buffer> {
     let i = 0;
     for (;;) {

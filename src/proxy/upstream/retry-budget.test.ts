@@ -3,7 +3,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../core/clock.ts';
-import { parseRetryBudgetConfig, RetryBudget, retryBudgetLimit, RETRY_BUDGET_DEFAULTS } from './retry-budget.ts';
+import { parseRetryBudgetConfig, RETRY_BUDGET_DEFAULTS } from '../../translate/resilience.ts';
+import { RetryBudget, retryBudgetLimit } from './retry-budget.ts';
 
 describe('parseRetryBudgetConfig', () => {
   it('defaults: 20 %, at least 3, no interval', () => {

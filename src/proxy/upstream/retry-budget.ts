@@ -12,33 +12,10 @@
 // state. Weft follows the documented 20 %.
 
 import type { Clock } from '../../core/clock.ts';
-import { checkInt, checkNumber, fieldsOf, optDurationMs, optInt, optNumber } from './config-fields.ts';
+import { checkInt, checkNumber } from '../../core/config-fields.ts';
+import type { RetryBudgetConfig } from '../../wire/resilience.ts';
 
-export interface RetryBudgetConfig {
-  /** Retries in flight may be at most this percentage of the requests (0–100). */
-  percent: number;
-  /** …but never fewer than this many. */
-  minRetryConcurrency: number;
-  /** 0: the requests are those active and pending now. Otherwise: those started in this window. */
-  budgetIntervalMs: number;
-}
-
-export const RETRY_BUDGET_DEFAULTS: Readonly<RetryBudgetConfig> = Object.freeze({ percent: 20, minRetryConcurrency: 3, budgetIntervalMs: 0 });
-
-/**
- * Istio `TrafficPolicy.RetryBudget` fields → a RetryBudgetConfig. As in Istio, a
- * `minRetryConcurrency` of 0 means the default 3 (proto3 cannot tell 0 from unset), while an
- * explicit `percent: 0` is kept (it is a wrapper type): the minimum alone then limits retries.
- */
-export function parseRetryBudgetConfig(istio: unknown): RetryBudgetConfig {
-  const what = 'retryBudget';
-  const f = fieldsOf(istio, what, ['percent', 'minRetryConcurrency', 'budgetInterval']);
-  return {
-    percent: optNumber(f, what, 'percent', 0, 100) ?? RETRY_BUDGET_DEFAULTS.percent,
-    minRetryConcurrency: optInt(f, what, 'minRetryConcurrency', 0, 4294967295) || RETRY_BUDGET_DEFAULTS.minRetryConcurrency,
-    budgetIntervalMs: optDurationMs(f, what, 'budgetInterval', { istio: false }) ?? 0,
-  };
-}
+export type { RetryBudgetConfig } from '../../wire/resilience.ts';
 
 export function checkRetryBudgetConfig(c: RetryBudgetConfig): void {
   checkNumber('retry budget: percent', c.percent, 0, 100);

@@ -1,5 +1,5 @@
-// Transports: how the proxy speaks to an upstream address — HTTP/1.1, h2c, or TLS with ALPN — and
-// the connection pool for each.
+// Transports: how the proxy speaks to an upstream address — HTTP/1.1, h2c, TLS with ALPN, or mTLS
+// to another Weft sidecar — and the connection pool for each.
 
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, type PeerCertificate, type TLSSocket } from 'node:tls';
@@ -9,12 +9,32 @@ import { Pool } from 'undici';
 import type { ClusterConfig, ClusterTlsConfig, EndpointConfig, ProxySnapshot, UpstreamProtocol } from '../../wire/snapshot.ts';
 import { H2Upstream, hostName } from './h2.ts';
 import type { Upstream, UpstreamRequest, UpstreamResponse } from './upstream.ts';
+import type { MeshTlsClient } from '../tls.ts';
+import { h2Options, poolId, undiciOptions, type PoolSettings } from './pool-settings.ts';
 
 export interface Transport {
   readonly protocol: UpstreamProtocol;
   /** TLS the proxy originates, with the trusted CAs already read. */
   readonly tls?: LoadedTls;
+  /** mTLS with the workload certificate (to a sidecar, or ISTIO_MUTUAL). */
+  readonly mtls?: MeshTransport;
+  /** The cluster's connection settings (`connectionPool`); absent = Weft's defaults. */
+  readonly pool?: PoolSettings;
 }
+
+/** mTLS to a mesh endpoint: whose certificate to expect, and who dials (the current certificate and roots). */
+export interface MeshTransport {
+  /** The SPIFFE ID the endpoint's certificate must carry. */
+  readonly peer: string;
+  readonly client: MeshTlsClient;
+}
+
+/** ISTIO_MUTUAL on a proxy without a workload certificate: every connection fails (503 UF), never plaintext. */
+const NO_CERTIFICATE: MeshTlsClient = {
+  connect() {
+    throw Object.assign(new Error('ISTIO_MUTUAL needs a workload certificate and this proxy has none'), { code: 'ERR_TLS_NO_CERTIFICATE' });
+  },
+};
 
 export interface LoadedTls {
   readonly config: ClusterTlsConfig;
@@ -35,7 +55,8 @@ export function checkTransports(snapshot: ProxySnapshot): void {
   const protocolOk = (p: unknown) => p === 'http1' || p === 'h2';
   for (const c of snapshot.clusters) {
     if (!protocolOk(c.protocol)) throw new Error(`cluster ${c.name}: protocol ${JSON.stringify(c.protocol)} is not http1 or h2`);
-    if (c.tls && c.tls.mode !== 'SIMPLE') throw new Error(`cluster ${c.name}: tls mode ${JSON.stringify(c.tls.mode)} is not SIMPLE`);
+    if (c.tls && c.tls.mode !== 'SIMPLE' && c.tls.mode !== 'ISTIO_MUTUAL' && c.tls.mode !== 'DISABLE')
+      throw new Error(`cluster ${c.name}: tls mode ${JSON.stringify(c.tls.mode)} is not SIMPLE, ISTIO_MUTUAL or DISABLE`);
   }
   if (snapshot.inbound && !protocolOk(snapshot.inbound.protocol))
     throw new Error(`inbound: protocol ${JSON.stringify(snapshot.inbound.protocol)} is not http1 or h2`);
@@ -47,6 +68,8 @@ export function checkTransports(snapshot: ProxySnapshot): void {
  */
 export class TlsMaterial {
   private files = new Map<string, Buffer>();
+  /** The proxy's mTLS client, once it has a workload identity; without one, sidecars get plaintext. */
+  mesh?: MeshTlsClient;
 
   load(clusters: readonly ClusterConfig[]): void {
     const next = new Map<string, Buffer>();
@@ -58,9 +81,17 @@ export class TlsMaterial {
     this.files = next;
   }
 
-  /** How the proxy speaks to an endpoint of the cluster. TLS is for endpoints outside the mesh. */
+  /**
+   * How the proxy speaks to an endpoint of the cluster. Istio's auto mTLS: a Weft sidecar gets mTLS
+   * unless the DestinationRule says DISABLE or its PeerAuthentication does (SIMPLE is for endpoints outside the mesh);
+   * ISTIO_MUTUAL gives every endpoint mTLS; other endpoints get SIMPLE TLS when asked, else plaintext.
+   */
   transportFor(cluster: ClusterConfig, endpoint: EndpointConfig): Transport {
-    const tls = cluster.tls && !endpoint.sidecar ? cluster.tls : undefined;
+    const mode = cluster.tls?.mode;
+    if (mode === 'ISTIO_MUTUAL' || (endpoint.sidecar && endpoint.mtls !== false && mode !== 'DISABLE' && this.mesh)) {
+      return { protocol: cluster.protocol, mtls: { peer: endpoint.identity, client: this.mesh ?? NO_CERTIFICATE } };
+    }
+    const tls = cluster.tls?.mode === 'SIMPLE' && !endpoint.sidecar ? cluster.tls : undefined;
     if (!tls) return cluster.protocol === 'h2' ? H2C : HTTP1;
     let ca: Buffer | undefined;
     if (tls.caCertificates) {
@@ -84,6 +115,8 @@ function readCa(cluster: ClusterConfig, path: string): Buffer {
 
 /** A stable name for a transport: pools are kept per (address, transport). */
 export function transportId(t: Transport): string {
+  if (t.pool) return transportId({ ...t, pool: undefined }) + poolId(t.pool);
+  if (t.mtls) return `${t.protocol}+mtls:${t.mtls.peer}`;
   if (!t.tls) return t.protocol;
   const c = t.tls.config;
   const ca = t.tls.ca ? createHash('sha256').update(t.tls.ca).digest('hex').slice(0, 16) : '';
@@ -97,13 +130,19 @@ export function transportId(t: Transport): string {
  */
 export function createUpstream(key: string, t: Transport): Upstream {
   const { host, port } = splitKey(key);
+  if (t.mtls) {
+    // Between proxies: h2 for an HTTP/2 cluster; for an HTTP/1.1 one the peer's inbound side picks (it prefers h2).
+    const { client, peer } = t.mtls;
+    if (t.protocol === 'h2') return new H2Upstream({ scheme: 'https', authority: key, connect: () => client.connect(host, port, ['h2'], peer), ...h2Options(t.pool) });
+    return new AlpnUpstream(key, (alpn) => client.connect(host, port, alpn, peer), t.pool);
+  }
   if (t.tls) {
     const tls = t.tls;
-    if (t.protocol === 'h2') return new H2Upstream({ scheme: 'https', authority: key, connect: (sn) => tlsSocket(host, port, tls, ['h2'], sn) });
-    return new AlpnUpstream(key, tls);
+    if (t.protocol === 'h2') return new H2Upstream({ scheme: 'https', authority: key, connect: (sn) => tlsSocket(host, port, tls, ['h2'], sn), ...h2Options(t.pool) });
+    return new AlpnUpstream(key, (alpn, sn) => tlsSocket(host, port, tls, alpn, sn), t.pool);
   }
-  if (t.protocol === 'h2') return new H2Upstream({ scheme: 'http', authority: key, connect: () => tcpConnect({ host, port, noDelay: true }) });
-  return new Pool(`http://${key}`, POOL_OPTIONS);
+  if (t.protocol === 'h2') return new H2Upstream({ scheme: 'http', authority: key, connect: () => tcpConnect({ host, port, noDelay: true }), ...h2Options(t.pool) });
+  return new Pool(`http://${key}`, undiciOptions(POOL_OPTIONS, t.pool));
 }
 
 function splitKey(key: string): { host: string; port: number } {
@@ -119,14 +158,18 @@ function splitKey(key: string): { host: string; port: number } {
  */
 class AlpnUpstream implements Upstream {
   private readonly key: string;
-  private readonly tls: LoadedTls;
+  /** A new TLS connection to the address offering `alpn`, with the request's server name. */
+  private readonly dial: (alpn: string[], servername: string | null | undefined) => TLSSocket;
   private chosen?: Upstream;
   private probing?: Promise<Upstream>;
   private closed = false;
 
-  constructor(key: string, tls: LoadedTls) {
+  private readonly pool: PoolSettings | undefined;
+
+  constructor(key: string, dial: (alpn: string[], servername: string | null | undefined) => TLSSocket, pool?: PoolSettings) {
     this.key = key;
-    this.tls = tls;
+    this.dial = dial;
+    this.pool = pool;
   }
 
   async request(r: UpstreamRequest): Promise<UpstreamResponse> {
@@ -141,24 +184,35 @@ class AlpnUpstream implements Upstream {
 
   private choose(servername: string | undefined): Promise<Upstream> {
     this.probing ??= new Promise<Upstream>((resolve, reject) => {
-      const { host, port } = splitKey(this.key);
-      const socket = tlsSocket(host, port, this.tls, ['h2', 'http/1.1'], servername);
+      let socket: TLSSocket;
+      try {
+        socket = this.dial(['h2', 'http/1.1'], servername);
+      } catch (err) {
+        this.probing = undefined;
+        return reject(err);
+      }
       whenConnected(socket, 'secureConnect', (err) => {
         this.probing = undefined;
         if (err) return reject(err);
         let chosen: Upstream;
         if (socket.alpnProtocol === 'h2') {
-          const h2 = new H2Upstream({ scheme: 'https', authority: this.key, connect: (sn) => tlsSocket(host, port, this.tls, ['h2'], sn) });
+          const h2 = new H2Upstream({ scheme: 'https', authority: this.key, connect: (sn) => this.dial(['h2'], sn), ...h2Options(this.pool) });
           h2.adopt(socket, servername);
           chosen = h2;
         } else {
           socket.destroy();
           chosen = new Pool(`https://${this.key}`, {
-            ...POOL_OPTIONS,
+            ...undiciOptions(POOL_OPTIONS, this.pool),
             allowH2: false,
             connect: (o, callback) => {
-              const s = tlsSocket(o.hostname, Number(o.port) || 443, this.tls, ['http/1.1'], o.servername);
-              whenConnected(s, 'secureConnect', (e, c) => (e ? callback(e, null) : callback(null, c!)));
+              let s: TLSSocket;
+              try {
+                s = this.dial(['http/1.1'], o.servername);
+              } catch (err) {
+                callback(err as Error, null);
+                return;
+              }
+              whenConnected(s, 'secureConnect', (e, c) => (e ? callback(e, null) : callback(null, c!)), this.pool?.connectTimeoutMs);
               return s;
             },
           });
@@ -166,7 +220,7 @@ class AlpnUpstream implements Upstream {
         if (this.closed) void chosen.close();
         this.chosen = chosen;
         resolve(chosen);
-      });
+      }, this.pool?.connectTimeoutMs);
     });
     return this.probing;
   }
@@ -178,8 +232,17 @@ class AlpnUpstream implements Upstream {
  */
 export function connectRaw(host: string, port: number, t: Transport, servername: string | undefined): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = t.tls ? tlsSocket(host, port, t.tls, ['http/1.1'], servername) : tcpConnect({ host, port, noDelay: true });
-    whenConnected(socket, t.tls ? 'secureConnect' : 'connect', (err, s) => (err ? reject(err) : resolve(s!)));
+    let socket: Socket;
+    try {
+      socket = t.mtls
+        ? t.mtls.client.connect(host, port, ['http/1.1'], t.mtls.peer)
+        : t.tls
+          ? tlsSocket(host, port, t.tls, ['http/1.1'], servername)
+          : tcpConnect({ host, port, noDelay: true });
+    } catch (err) {
+      return reject(err);
+    }
+    whenConnected(socket, t.tls || t.mtls ? 'secureConnect' : 'connect', (err, s) => (err ? reject(err) : resolve(s!)), t.pool?.connectTimeoutMs);
   });
 }
 
@@ -215,7 +278,7 @@ function sanMatches(cert: PeerCertificate, wanted: readonly string[]): boolean {
 }
 
 /** Calls back once, on `event` or the first error, or after the connect timeout (undici's code). */
-function whenConnected<S extends Socket>(socket: S, event: 'connect' | 'secureConnect', callback: (err: Error | null, socket: S | null) => void): void {
+function whenConnected<S extends Socket>(socket: S, event: 'connect' | 'secureConnect', callback: (err: Error | null, socket: S | null) => void, timeoutMs: number = CONNECT_TIMEOUT_MS): void {
   let called = false;
   const once = (err: Error | null) => {
     if (called) return;
@@ -226,7 +289,7 @@ function whenConnected<S extends Socket>(socket: S, event: 'connect' | 'secureCo
     callback(err, err ? null : socket);
   };
   const onError = (err: Error) => once(err);
-  const timer = setTimeout(() => once(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), CONNECT_TIMEOUT_MS);
+  const timer = setTimeout(() => once(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), timeoutMs);
   socket.once(event, () => once(null));
   socket.on('error', onError);
 }

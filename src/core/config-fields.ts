@@ -1,6 +1,6 @@
 // Reading Istio's YAML fields into wire configs: small checked accessors that throw one clear error (a NACK).
 
-import { checkIstioDuration, parseDurationNanos } from '../../core/duration.ts';
+import { checkIstioDuration, parseDurationNanos } from './duration.ts';
 
 /**
  * The fields of an Istio message as the api layer hands them over (camelCase, durations as
