@@ -13,6 +13,7 @@ import { request } from 'undici';
 import { weftUp, freePort, agent, type RunningWeft } from './helpers/mesh.ts';
 import { serviceFor } from './helpers/recorder.ts';
 import { faulty, type Faulty } from './helpers/faulty.ts';
+import { createServer as createTcpServer, type AddressInfo, type Server } from 'node:net';
 
 const dr = (host: string, policy: string) =>
   `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: ${host}}\nspec:\n  host: ${host}\n  trafficPolicy: ${policy}\n`;
@@ -35,6 +36,7 @@ describe('resilience through the mesh', () => {
   let edgeAdmin: string;
   const up: Record<string, Faulty> = {};
   let deadPort: number;
+  let silent: Server;
 
   before(async () => {
     up.bad = await faulty('bad', '500');
@@ -52,6 +54,10 @@ describe('resilience through the mesh', () => {
     up.narrowFb = await faulty('narrow-fb', 'slow');
     up.streamer = await faulty('streamer');
     up.hangs = await faulty('hangs', 'hang');
+    up.oneshot = await faulty('oneshot');
+    up.keepalive = await faulty('keepalive');
+    silent = createTcpServer((s) => s.on('error', () => {})); // accepts, never speaks: a TLS handshake that never ends
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     deadPort = await freePort(); // nothing listens there: connection refused
     const outlier = (n: number, extra = '') => `{loadBalancer: {simple: ROUND_ROBIN}, outlierDetection: {consecutive5xxErrors: ${n}, interval: 100ms, baseEjectionTime: 1500ms, maxEjectionPercent: 50${extra}}}`;
     const docs = [
@@ -82,6 +88,11 @@ describe('resilience through the mesh', () => {
       serviceFor('stream', [{ name: 'streamer', port: up.streamer.port }]),
       vs('stream', '  - route: [{destination: {host: stream}}]\n', '{weft.dev/first-byte-timeout: 500ms, weft.dev/idle-timeout: 300ms}'),
       serviceFor('hangs', [{ name: 'hangs', port: up.hangs.port }]),
+      serviceFor('oneshot', [{ name: 'oneshot', port: up.oneshot.port }]),
+      dr('oneshot', '{connectionPool: {http: {maxRequestsPerConnection: 1}}}'),
+      serviceFor('keepalive', [{ name: 'keepalive', port: up.keepalive.port }]),
+      serviceFor('silent', [{ name: 'silent', port: (silent.address() as AddressInfo).port }]),
+      dr('silent', '{tls: {mode: SIMPLE, insecureSkipVerify: true}, connectionPool: {tcp: {connectTimeout: 200ms}}}'),
     ];
     const dir = await mkdtemp(join(tmpdir(), 'weft-resilience-'));
     await mkdir(join(dir, 'mesh'));
@@ -95,6 +106,7 @@ describe('resilience through the mesh', () => {
     if (process.env.WEFT_TEST_DEBUG) process.stderr.write(weft?.proc.output() ?? '');
     if (weft) await weft.stop();
     for (const f of Object.values(up)) await f.close();
+    silent?.close();
   });
 
   const send = async (host: string, path = '/', init: { body?: string; headers?: Record<string, string> } = {}) => {
@@ -268,6 +280,19 @@ describe('resilience through the mesh', () => {
     ac.abort();
     const at = await Promise.race([closed, sleep(3000).then(() => Infinity)]);
     assert.ok(at - abortedAt < 1000, `upstream still open ${at - abortedAt} ms after the client left`);
+  });
+
+  test('connection settings: maxRequestsPerConnection 1 opens a connection per request; connectTimeout answers 503 UF', async () => {
+    for (let i = 0; i < 5; i++) assert.equal((await send('oneshot', `/o/${i}`)).status, 200);
+    assert.equal(up.oneshot.accepted, 5);
+    for (let i = 0; i < 5; i++) assert.equal((await send('keepalive', `/k/${i}`)).status, 200);
+    assert.equal(up.keepalive.accepted, 1, 'without the setting, one keep-alive connection');
+    // A TLS handshake that never completes: each try gives up after 200 ms (not the default 10 s).
+    const r = await send('silent', '/');
+    assert.equal(r.status, 503);
+    assert.match(r.body, /connection failure/);
+    assert.ok(r.ms >= 200 && r.ms < 3000, `${r.ms} ms`);
+    await until('the access log line', async () => /"authority":"silent","path":"\/","status":503,"response_flags":"UF/.test(await readFile(accessLog, 'utf8')));
   });
 
   test('1000 aborted requests leave no open sockets, upstream or in the proxy', async () => {

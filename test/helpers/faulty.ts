@@ -15,6 +15,8 @@ export interface Faulty {
   mode: Mode;
   /** Connections open now. */
   connections(): Promise<number>;
+  /** Connections accepted so far. */
+  accepted: number;
   /** Resolves when a streaming answer's connection closes (the proxy cancelled it). */
   streamClosed(): Promise<number>;
   close(): Promise<void>;
@@ -36,6 +38,7 @@ export async function faulty(name: string, mode: Mode = 'ok'): Promise<Faulty> {
     hits: 0,
     bodies: [],
     mode,
+    accepted: 0,
     connections: () => new Promise((resolve) => server.getConnections((_e, n) => resolve(n))),
     streamClosed: () => new Promise((resolve) => (onStreamClosed = resolve)),
     close: () =>
@@ -57,6 +60,7 @@ export async function faulty(name: string, mode: Mode = 'ok'): Promise<Faulty> {
     });
   });
   server.on('connection', (s: Socket) => {
+    f.accepted++;
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });

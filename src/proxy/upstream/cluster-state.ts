@@ -204,10 +204,11 @@ export class ClusterStates {
     const ejected: string[] = [];
     const until: string[] = [];
     const offset = this.clock ? Date.now() - this.clock.now() : 0;
-    const od = new Map<string, string[]>();
+    // Envoy's stats by name, in first-seen order: rows of `{cluster_name="…"} value`.
+    const envoy = new Map<string, string[]>();
     const add = (name: string, row: string) => {
-      if (!od.has(name)) od.set(name, []);
-      od.get(name)!.push(row);
+      if (!envoy.has(name)) envoy.set(name, []);
+      envoy.get(name)!.push(row);
     };
     for (const s of this.clusters.values()) {
       const c = `cluster_name="${label(s.name)}"`;
@@ -235,9 +236,9 @@ export class ClusterStates {
     }
     family('weft_outlier_ejected', 'gauge', 'Endpoints ejected by outlier detection now (1 each), by cluster, endpoint and reason.', ejected);
     family('weft_outlier_ejected_until_seconds', 'gauge', 'When an ejected endpoint returns at the earliest (Unix time, seconds).', until);
-    for (const [name, rows] of od) {
+    for (const [name, rows] of envoy) {
       const gauge = name.endsWith('_active');
-      family(name, gauge ? 'gauge' : 'counter', `Envoy cluster stat ${name.replace(/^envoy_cluster_/, '').replace(/_/g, '.')}.`, rows.map((r) => name + r));
+      family(name, gauge ? 'gauge' : 'counter', `Envoy's cluster stat ${name.replace(/^envoy_cluster_/, '')}.`, rows.map((r) => name + r));
     }
     const entries: string[] = [];
     const bytes: string[] = [];
