@@ -44,6 +44,7 @@ describe('protocols through the mesh', () => {
   let wss: WebSocketServer;
   let tlsH2: Http2SecureServer;
   let tlsH1: HttpsServer;
+  let tlsMutual: HttpsServer;
   const seen: Record<string, Seen[]> = { h2c: [], tlsH2: [], tlsH1: [] };
   let echoClient: grpc.Client;
   let relayClient: grpc.Client;
@@ -90,6 +91,17 @@ describe('protocols through the mesh', () => {
     const tlsH2Port = await listen(tlsH2);
     tlsH1 = createHttpsServer({ key, cert }, tlsSeen(seen.tlsH1));
     const tlsH1Port = await listen(tlsH1);
+    // A server outside the mesh that requires a client certificate (DestinationRule MUTUAL).
+    await run('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=weft-client',
+      '-keyout', join(dir, 'client-key.pem'), '-out', join(dir, 'client-cert.pem'),
+    ]);
+    tlsMutual = createHttpsServer({ key, cert, requestCert: true, rejectUnauthorized: true, ca: readFileSync(join(dir, 'client-cert.pem')) }, (req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(`mutual saw ${(req.socket as TLSSocket).getPeerCertificate().subject?.CN}`);
+    });
+    const tlsMutualPort = await listen(tlsMutual);
 
     const we = (name: string, app: string, port: number) =>
       `apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: ${name}}\nspec:\n  address: 127.0.0.1\n  ports: {http2-web: ${port}, http: ${port}}\n  labels: {app: ${app}}\n`;
@@ -116,6 +128,9 @@ describe('protocols through the mesh', () => {
       `apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: llm-h1}\nspec:\n  hosts: [llm-h1.example.com]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: STATIC\n  endpoints: [{address: 127.0.0.1, ports: {http: ${tlsH1Port}}}]\n`,
       `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: llm-h1}\nspec:\n  host: llm-h1.example.com\n  trafficPolicy:\n    tls: {mode: SIMPLE, sni: llm-h1.example.com, caCertificates: ${join(dir, 'cert.pem')}}\n`,
       // The same TLS server, not trusted: the handshake fails, 503 UF.
+      `apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: mutual}\nspec:\n  hosts: [mutual.example.com, nocert.example.com]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: STATIC\n  endpoints: [{address: 127.0.0.1, ports: {http: ${tlsMutualPort}}}]\n`,
+      `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: mutual}\nspec:\n  host: mutual.example.com\n  trafficPolicy:\n    tls: {mode: MUTUAL, sni: llm-h1.example.com, caCertificates: ${join(dir, 'cert.pem')}, clientCertificate: ${join(dir, 'client-cert.pem')}, privateKey: ${join(dir, 'client-key.pem')}}\n`,
+      `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: nocert}\nspec:\n  host: nocert.example.com\n  trafficPolicy:\n    tls: {mode: SIMPLE, sni: llm-h1.example.com, caCertificates: ${join(dir, 'cert.pem')}}\n`,
       `apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: untrusted}\nspec:\n  hosts: [untrusted.example.com]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: STATIC\n  endpoints: [{address: 127.0.0.1, ports: {http: ${tlsH2Port}}}]\n`,
       `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: untrusted}\nspec:\n  host: untrusted.example.com\n  trafficPolicy:\n    tls: {mode: SIMPLE}\n`,
     ];
@@ -140,6 +155,8 @@ describe('protocols through the mesh', () => {
     await new Promise<void>((r) => tlsH2.close(() => r()));
     tlsH1.closeAllConnections();
     await new Promise<void>((r) => tlsH1.close(() => r()));
+    tlsMutual.closeAllConnections();
+    await new Promise<void>((r) => tlsMutual.close(() => r()));
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -305,6 +322,12 @@ describe('protocols through the mesh', () => {
     const s = seen.tlsH1.at(-1)!;
     assert.equal(s.version, '1.1');
     assert.equal(s.servername, 'llm-h1.example.com');
+  });
+
+  test('TLS MUTUAL: the proxy presents the given client certificate; without one the server refuses', async () => {
+    assert.equal(await curl('-H', 'Host: mutual.example.com', `http://${weft.edge}/`), 'mutual saw weft-client');
+    const out = await curl('-w', '\n%{http_code}', '-H', 'Host: nocert.example.com', `http://${weft.edge}/`);
+    assert.match(out, /\n503$/);
   });
 
   test('a certificate the cluster does not trust fails the connection: 503 UF', async () => {

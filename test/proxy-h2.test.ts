@@ -272,7 +272,7 @@ test('a snapshot the transports cannot act on is NACKed, and the proxy keeps ser
   unreadable.clusters[0].tls = { mode: 'SIMPLE', caCertificates: '/nonexistent/ca.pem' };
   const a = await h.send(unreadable);
   assert.equal(a.type, 'nack');
-  assert.match(a.error ?? '', /tls\.caCertificates \/nonexistent\/ca\.pem/);
+  assert.match(a.error ?? '', /tls file \/nonexistent\/ca\.pem/);
   const bad = snapshotFor(3, [{ port }], { protocol: 'h3' as 'h2' });
   const b = await h.send(bad);
   assert.equal(b.type, 'nack');

@@ -115,11 +115,8 @@ test('policies Weft does not implement yet are warned about, field by field', ()
     // tls ISTIO_MUTUAL (mTLS with the workload certificate), SIMPLE and DISABLE are implemented.
   ]);
   const mutual = dr('host: r\ntrafficPolicy: {tls: {mode: MUTUAL, clientCertificate: /c.pem, privateKey: /k.pem}}');
-  assert.deepEqual(warnings(mutual).map((d) => `${d.code} ${d.path}`), [
-    'NOT_IMPLEMENTED spec.trafficPolicy.tls.mode',
-    'NOT_IMPLEMENTED spec.trafficPolicy.tls.clientCertificate',
-    'NOT_IMPLEMENTED spec.trafficPolicy.tls.privateKey',
-  ]);
+  // MUTUAL with given files (services outside the mesh) is implemented.
+  assert.deepEqual(warnings(mutual), []);
   const pinned = dr('host: r\ntrafficPolicy: {tls: {mode: ISTIO_MUTUAL, subjectAltNames: [spiffe://cluster.local/ns/a/sa/b]}}');
   assert.deepEqual(warnings(pinned).map((d) => `${d.code} ${d.path}`), ['NOT_IMPLEMENTED spec.trafficPolicy.tls']);
 });

@@ -46,21 +46,19 @@ export const NOT_IMPLEMENTED_FIELDS: Readonly<Record<string, readonly Unimplemen
     { path: 'spec.workloadSelector' },
     // The same policy fields at four levels: the rule, its port-level settings, a subset, and a
     // subset's port-level settings. Implemented: loadBalancer (but PASSTHROUGH and locality),
-    // connectionPool (but the fields below), outlierDetection, and tls modes DISABLE, SIMPLE and ISTIO_MUTUAL.
+    // connectionPool (but the fields below), outlierDetection, and tls modes DISABLE, SIMPLE, MUTUAL (with files) and ISTIO_MUTUAL.
     ...['spec.trafficPolicy', 'spec.trafficPolicy.portLevelSettings[]', 'spec.subsets[].trafficPolicy', 'spec.subsets[].trafficPolicy.portLevelSettings[]'].flatMap(
       (at): UnimplementedField[] => [
         { path: `${at}.connectionPool.tcp.maxConnectionDuration` },
         { path: `${at}.connectionPool.tcp.tcpKeepalive` },
         { path: `${at}.connectionPool.http.useClientProtocol` },
         { path: `${at}.connectionPool.http.http2KeepAlive` },
-        { path: `${at}.tls.mode`, when: (v) => v !== 'SIMPLE' && v !== 'DISABLE' && v !== 'ISTIO_MUTUAL' },
+        { path: `${at}.tls.mode`, when: (v) => v !== 'SIMPLE' && v !== 'DISABLE' && v !== 'ISTIO_MUTUAL' && v !== 'MUTUAL' },
         {
           path: `${at}.tls`,
           when: (v) => (v as { mode?: string })?.mode === 'ISTIO_MUTUAL' && ['sni', 'subjectAltNames', 'caCertificates'].some((f) => (v as Record<string, unknown>)[f] !== undefined),
           message: () => 'with ISTIO_MUTUAL, sni, subjectAltNames and caCertificates are valid Istio but not implemented by Weft (it checks each endpoint against its workload\'s SPIFFE ID and the mesh root); they will be ignored',
         },
-        { path: `${at}.tls.clientCertificate` },
-        { path: `${at}.tls.privateKey` },
         { path: `${at}.tls.credentialName` },
         { path: `${at}.loadBalancer.simple`, when: (v) => v === 'PASSTHROUGH' },
         { path: `${at}.loadBalancer.localityLbSetting` },

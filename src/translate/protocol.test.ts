@@ -67,7 +67,7 @@ describe('clusterProtocol', () => {
 });
 
 describe('clusterTls', () => {
-  it('carries SIMPLE with its settings, ISTIO_MUTUAL and DISABLE as modes', () => {
+  it('carries SIMPLE and MUTUAL with their settings, ISTIO_MUTUAL and DISABLE as modes', () => {
     assert.deepEqual(clusterTls({ tls: { mode: 'SIMPLE' } }), { mode: 'SIMPLE' });
     assert.deepEqual(clusterTls({ tls: { mode: 'SIMPLE', sni: 'api.example.com', caCertificates: '/etc/ca.pem', subjectAltNames: ['api.example.com'], insecureSkipVerify: false } }), {
       mode: 'SIMPLE',
@@ -77,7 +77,12 @@ describe('clusterTls', () => {
     });
     assert.deepEqual(clusterTls({ tls: { mode: 'SIMPLE', insecureSkipVerify: true } }), { mode: 'SIMPLE', insecureSkipVerify: true });
     for (const mode of ['DISABLE', 'ISTIO_MUTUAL']) assert.deepEqual(clusterTls({ tls: { mode } }), { mode }, mode);
-    assert.equal(clusterTls({ tls: { mode: 'MUTUAL' } }), undefined, 'MUTUAL is not implemented: auto mTLS');
+    assert.deepEqual(clusterTls({ tls: { mode: 'MUTUAL', clientCertificate: '/c.pem', privateKey: '/k.pem', sni: 'x' } }), {
+      mode: 'MUTUAL',
+      sni: 'x',
+      clientCertificate: '/c.pem',
+      privateKey: '/k.pem',
+    });
     assert.equal(clusterTls({}), undefined, 'unset: auto mTLS');
     assert.equal(clusterTls(undefined), undefined);
   });

@@ -33,6 +33,8 @@ export function portProtocol(service: Pick<ServiceInfo, 'origin'>, sp: ServicePo
 /** Istio's ClientTLSSettings, the fields SIMPLE uses (the api types keep `tls` untyped). */
 interface ClientTLSSettings {
   mode?: string;
+  clientCertificate?: string;
+  privateKey?: string;
   sni?: string;
   caCertificates?: string;
   subjectAltNames?: string[];
@@ -84,8 +86,13 @@ export function inboundProtocol(registry: Registry, proxy: ProxyNode): UpstreamP
 export function clusterTls(policy: ClusterTrafficPolicy | undefined): ClusterTlsConfig | undefined {
   const tls = policy?.tls as ClientTLSSettings | undefined;
   if (tls?.mode === 'ISTIO_MUTUAL' || tls?.mode === 'DISABLE') return { mode: tls.mode };
-  if (tls?.mode !== 'SIMPLE') return undefined;
-  const out: ClusterTlsConfig = { mode: 'SIMPLE' };
+  if (tls?.mode !== 'SIMPLE' && tls?.mode !== 'MUTUAL') return undefined;
+  const out: ClusterTlsConfig = { mode: tls.mode };
+  // MUTUAL: the client certificate and key files the user gave, for a service outside the mesh.
+  if (tls.mode === 'MUTUAL') {
+    if (tls.clientCertificate) out.clientCertificate = tls.clientCertificate;
+    if (tls.privateKey) out.privateKey = tls.privateKey;
+  }
   if (tls.sni) out.sni = tls.sni;
   if (tls.caCertificates) out.caCertificates = tls.caCertificates;
   if (tls.subjectAltNames && tls.subjectAltNames.length > 0) out.subjectAltNames = [...tls.subjectAltNames];

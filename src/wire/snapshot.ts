@@ -284,7 +284,10 @@ export interface ClusterConfig {
  * Istio's auto mTLS — mTLS to endpoints a Weft sidecar fronts, plaintext to the others.
  */
 export interface ClusterTlsConfig {
-  mode: 'SIMPLE' | 'ISTIO_MUTUAL' | 'DISABLE';
+  mode: 'SIMPLE' | 'MUTUAL' | 'ISTIO_MUTUAL' | 'DISABLE';
+  /** MUTUAL: PEM files of the client certificate and its key the proxy presents, read by the proxy. */
+  clientCertificate?: string;
+  privateKey?: string;
   /** Server name to send; absent = the request's host (Envoy's auto SNI). */
   sni?: string;
   /** Path of a PEM file of trusted CAs, read by the proxy; absent = the system's trusted roots. */

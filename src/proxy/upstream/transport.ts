@@ -40,6 +40,9 @@ export interface LoadedTls {
   readonly config: ClusterTlsConfig;
   /** The PEM of `config.caCertificates`, when given. */
   readonly ca?: Buffer;
+  /** MUTUAL: the PEMs of `config.clientCertificate` and `config.privateKey`. */
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
 }
 
 export const HTTP1: Transport = Object.freeze({ protocol: 'http1' });
@@ -55,8 +58,10 @@ export function checkTransports(snapshot: ProxySnapshot): void {
   const protocolOk = (p: unknown) => p === 'http1' || p === 'h2';
   for (const c of snapshot.clusters) {
     if (!protocolOk(c.protocol)) throw new Error(`cluster ${c.name}: protocol ${JSON.stringify(c.protocol)} is not http1 or h2`);
-    if (c.tls && c.tls.mode !== 'SIMPLE' && c.tls.mode !== 'ISTIO_MUTUAL' && c.tls.mode !== 'DISABLE')
-      throw new Error(`cluster ${c.name}: tls mode ${JSON.stringify(c.tls.mode)} is not SIMPLE, ISTIO_MUTUAL or DISABLE`);
+    if (c.tls && c.tls.mode !== 'SIMPLE' && c.tls.mode !== 'MUTUAL' && c.tls.mode !== 'ISTIO_MUTUAL' && c.tls.mode !== 'DISABLE')
+      throw new Error(`cluster ${c.name}: tls mode ${JSON.stringify(c.tls.mode)} is not SIMPLE, MUTUAL, ISTIO_MUTUAL or DISABLE`);
+    if (c.tls?.mode === 'MUTUAL' && (!c.tls.clientCertificate || !c.tls.privateKey))
+      throw new Error(`cluster ${c.name}: tls mode MUTUAL needs clientCertificate and privateKey files`);
   }
   if (snapshot.inbound && !protocolOk(snapshot.inbound.protocol))
     throw new Error(`inbound: protocol ${JSON.stringify(snapshot.inbound.protocol)} is not http1 or h2`);
@@ -73,11 +78,11 @@ export class TlsMaterial {
 
   load(clusters: readonly ClusterConfig[]): void {
     const next = new Map<string, Buffer>();
-    for (const c of clusters) {
-      const path = c.tls?.caCertificates;
-      if (!path || next.has(path)) continue;
-      next.set(path, readCa(c, path));
-    }
+    for (const c of clusters)
+      for (const path of [c.tls?.caCertificates, c.tls?.clientCertificate, c.tls?.privateKey]) {
+        if (!path || next.has(path)) continue;
+        next.set(path, readCa(c, path));
+      }
     this.files = next;
   }
 
@@ -91,17 +96,18 @@ export class TlsMaterial {
     if (mode === 'ISTIO_MUTUAL' || (endpoint.sidecar && endpoint.mtls !== false && mode !== 'DISABLE' && this.mesh)) {
       return { protocol: cluster.protocol, mtls: { peer: endpoint.identity, client: this.mesh ?? NO_CERTIFICATE } };
     }
-    const tls = cluster.tls?.mode === 'SIMPLE' && !endpoint.sidecar ? cluster.tls : undefined;
+    const tls = (mode === 'SIMPLE' || mode === 'MUTUAL') && !endpoint.sidecar ? cluster.tls! : undefined;
     if (!tls) return cluster.protocol === 'h2' ? H2C : HTTP1;
-    let ca: Buffer | undefined;
-    if (tls.caCertificates) {
-      ca = this.files.get(tls.caCertificates);
-      if (!ca) {
-        ca = readCa(cluster, tls.caCertificates);
-        this.files.set(tls.caCertificates, ca);
+    const file = (path: string | undefined) => {
+      if (!path) return undefined;
+      let pem = this.files.get(path);
+      if (!pem) {
+        pem = readCa(cluster, path);
+        this.files.set(path, pem);
       }
-    }
-    return { protocol: cluster.protocol, tls: { config: tls, ca } };
+      return pem;
+    };
+    return { protocol: cluster.protocol, tls: { config: tls, ca: file(tls.caCertificates), cert: file(tls.clientCertificate), key: file(tls.privateKey) } };
   }
 }
 
@@ -109,7 +115,7 @@ function readCa(cluster: ClusterConfig, path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new Error(`cluster ${cluster.name}: tls.caCertificates ${path}: ${(err as Error).message}`);
+    throw new Error(`cluster ${cluster.name}: tls file ${path}: ${(err as Error).message}`);
   }
 }
 
@@ -119,8 +125,8 @@ export function transportId(t: Transport): string {
   if (t.mtls) return `${t.protocol}+mtls:${t.mtls.peer}`;
   if (!t.tls) return t.protocol;
   const c = t.tls.config;
-  const ca = t.tls.ca ? createHash('sha256').update(t.tls.ca).digest('hex').slice(0, 16) : '';
-  return `${t.protocol}+tls:${JSON.stringify([c.sni ?? '', c.subjectAltNames ?? [], c.insecureSkipVerify ?? false, ca])}`;
+  const digest = (b: Buffer | undefined) => (b ? createHash('sha256').update(b).digest('hex').slice(0, 16) : '');
+  return `${t.protocol}+tls:${JSON.stringify([c.sni ?? '', c.subjectAltNames ?? [], c.insecureSkipVerify ?? false, digest(t.tls.ca), digest(t.tls.cert)])}`;
 }
 
 /**
@@ -261,6 +267,9 @@ function tlsSocket(host: string, port: number, tls: LoadedTls, alpn: string[], r
     servername,
     ALPNProtocols: alpn,
     ca: tls.ca,
+    // MUTUAL: present the user's client certificate to the service outside the mesh.
+    cert: tls.cert,
+    key: tls.key,
     rejectUnauthorized: !c.insecureSkipVerify,
     checkServerIdentity: (name: string, cert: PeerCertificate) => {
       if (c.insecureSkipVerify) return undefined;
