@@ -179,6 +179,18 @@ describe('zero trust: mTLS, identities and authorization through weft up', () =>
     assert.doesNotMatch(tls12, HTTP_ANSWER);
     assert.match(tls12, /protocol version|no protocols available/);
 
+    // sslscan, a second opinion: TLS 1.3 only, no legacy protocol, no weak cipher offered.
+    const scan = await new Promise<string>((resolve) => {
+      const child = spawn('sslscan', ['--no-colour', inbound], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      child.on('close', () => resolve(out));
+    });
+    for (const p of ['SSLv2', 'SSLv3', 'TLSv1.0', 'TLSv1.1', 'TLSv1.2']) assert.match(scan, new RegExp(`${p.replace('.', '\\.')}\\s+disabled`), `${p} in:\n${scan}`);
+    assert.match(scan, /TLSv1\.3\s+enabled/);
+    assert.doesNotMatch(scan, /(RC4|DES|NULL|EXPORT|anon)[-_A-Z0-9]*\s/, 'no weak cipher suite accepted');
+
     // The server's own certificate is the workload's SPIFFE identity, from the mesh root.
     await writeFile(join(dir, 'root.pem'), meshRoot.rootCertPem);
     const shown = await sClient(['-connect', inbound, '-alpn', 'h2', '-CAfile', join(dir, 'root.pem'), '-verify_return_error', ...good, '-showcerts'], '', 5000);
