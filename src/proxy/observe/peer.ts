@@ -23,7 +23,19 @@ export interface PeerInfo {
   identity: string;
 }
 
+const encoded = new WeakMap<ProxyNode, string>();
+
+/** The header value for this proxy; worked out once per snapshot's node, not per request. */
 export function encodePeer(p: ProxyNode): string {
+  let v = encoded.get(p);
+  if (v === undefined) {
+    v = encodePeerNow(p);
+    encoded.set(p, v);
+  }
+  return v;
+}
+
+function encodePeerNow(p: ProxyNode): string {
   return [p.workload, p.namespace, p.app, p.version, p.identity].map(encodeURIComponent).join(';');
 }
 
