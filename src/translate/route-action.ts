@@ -11,9 +11,9 @@ import type {
   RewriteConfig,
 } from '../wire/snapshot.ts';
 
-/** Istio's mesh default, and how a VirtualService's `retries` overrides it (Istio's retry.go). */
-export function retryPolicy(http: HTTPRoute, consistentHash: boolean): RetryPolicyConfig | undefined {
-  const policy: RetryPolicyConfig = {
+/** Istio's mesh default, used when a route has no `retries` (and the consistent-hash variant). */
+export function meshDefaultRetryPolicy(consistentHash: boolean): RetryPolicyConfig {
+  return {
     attempts: 2,
     retryOn: ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'],
     // Istio ≥ 1.24 leaves 503 out of the default: it replayed non-idempotent requests.
@@ -23,6 +23,11 @@ export function retryPolicy(http: HTTPRoute, consistentHash: boolean): RetryPoli
     backoffBaseMs: 25,
     backoffMaxMs: 250,
   };
+}
+
+/** Istio's mesh default, and how a VirtualService's `retries` overrides it (Istio's retry.go). */
+export function retryPolicy(http: HTTPRoute, consistentHash: boolean): RetryPolicyConfig | undefined {
+  const policy = meshDefaultRetryPolicy(consistentHash);
   const r = http.retries;
   if (!r) return policy;
   if ((r.attempts ?? 0) <= 0) return undefined; // explicitly disabled

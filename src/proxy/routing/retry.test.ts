@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { seededRandom } from '../../core/random.ts';
-import { backoffMs, compileRetryPolicy, meshDefaultRetryPolicy } from './retry.ts';
+import { backoffMs, compileRetryPolicy } from './retry.ts';
+// The default policy is translation's (the proxy only runs what a snapshot carries).
+import { meshDefaultRetryPolicy } from '../../translate/route-action.ts';
 
 const policy = (retryOn: string[], codes: number[] = []) =>
   compileRetryPolicy({ ...meshDefaultRetryPolicy(false), retryOn, retriableStatusCodes: codes });

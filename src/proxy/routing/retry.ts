@@ -85,16 +85,3 @@ export function backoffMs(policy: RetryPolicyConfig, retry: number, random: Rand
   const ceiling = Math.min(policy.backoffMaxMs, policy.backoffBaseMs * (2 ** retry - 1));
   return random.next() * ceiling;
 }
-
-/** Istio's mesh default, used when a route has no `retries` (and the consistent-hash variant). */
-export function meshDefaultRetryPolicy(consistentHash: boolean): RetryPolicyConfig {
-  return {
-    attempts: 2,
-    retryOn: ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'],
-    // Istio ≥ 1.24 leaves 503 out of the default: it replayed non-idempotent requests.
-    retriableStatusCodes: [],
-    avoidPreviousHosts: !consistentHash,
-    backoffBaseMs: 25,
-    backoffMaxMs: 250,
-  };
-}
