@@ -15,7 +15,7 @@
 // (a rotation in progress). Proxies get it with each certificate and, while the mesh runs, in
 // every snapshot (`trustBundle`), so a rotation reaches them all before anyone needs it.
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { trackedH2Server } from './h2-server.ts';
 import { CaError, CertificateAuthority, type Authorizer, type IssuedCertificate, type Issuer } from '../security/ca.ts';
 
 const MAX_BODY_BYTES = 64 * 1024;
@@ -123,14 +123,7 @@ export interface CaServer {
 }
 
 export async function startCaServer(bind: { host: string; port: number }, ca: MeshCa, log: (line: string) => void): Promise<CaServer> {
-  const server = http2.createServer();
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on('session', (s) => {
-    sessions.add(s);
-    s.on('close', () => sessions.delete(s));
-    s.on('error', () => {});
-  });
-  server.on('sessionError', () => {});
+  const { server, listen } = trackedH2Server();
   server.on('stream', (stream, headers) => {
     stream.on('error', () => {});
     const reply = (status: number, body: unknown) => {
@@ -185,20 +178,5 @@ export async function startCaServer(bind: { host: string; port: number }, ca: Me
       );
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(bind.port, bind.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const a = server.address() as AddressInfo;
-  return {
-    address: `http://${a.address}:${a.port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sessions) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  return listen(bind);
 }

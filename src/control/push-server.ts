@@ -1,7 +1,7 @@
 // Push server: proxies hold one HTTP/2 stream each; snapshots go down, ACKs and NACKs come up.
 
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { trackedH2Server } from './h2-server.ts';
 import type { ProxyHello, ProxyMessage, ProxySnapshot } from '../wire/snapshot.ts';
 import { ndjson, readNdjson } from '../wire/ndjson.ts';
 
@@ -27,12 +27,7 @@ export interface PushServer {
 }
 
 export async function startPushServer(bind: { host: string; port: number }, h: PushHandlers): Promise<PushServer> {
-  const server = http2.createServer();
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on('session', (s) => {
-    sessions.add(s);
-    s.on('close', () => sessions.delete(s));
-  });
+  const { server, listen } = trackedH2Server();
   server.on('stream', (stream, headers) => {
     if (headers[':path'] !== '/v1/stream' || headers[':method'] !== 'POST') {
       stream.respond({ ':status': 404 });
@@ -74,17 +69,5 @@ export async function startPushServer(bind: { host: string; port: number }, h: P
       if (conn) h.disconnected(conn);
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(bind.port, bind.host, () => resolve());
-  });
-  const a = server.address() as AddressInfo;
-  return {
-    address: `http://${a.address}:${a.port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sessions) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  return listen(bind);
 }
