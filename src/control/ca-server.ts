@@ -16,6 +16,7 @@
 // every snapshot (`trustBundle`), so a rotation reaches them all before anyone needs it.
 import http2 from 'node:http2';
 import { trackedH2Server } from './h2-server.ts';
+import type { CertificateResponse } from '../wire/security.ts';
 import { CaError, CertificateAuthority, type Authorizer, type IssuedCertificate, type Issuer } from '../security/ca.ts';
 
 const MAX_BODY_BYTES = 64 * 1024;
@@ -32,14 +33,7 @@ export interface MeshCaOptions {
   issued?: (credential: string, cert: IssuedCertificate) => void;
 }
 
-export interface CertificateResponse {
-  spiffeId: string;
-  certChain: string;
-  roots: string[];
-  notBefore: string;
-  notAfter: string;
-  serial: string;
-}
+export type { CertificateResponse };
 
 /** The CA, its trust bundle, and root rotation with an overlap. */
 export class MeshCa {

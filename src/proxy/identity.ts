@@ -8,6 +8,7 @@
 // comes with each certificate and, while the mesh runs, with every snapshot; when its first root
 // (the one the CA signs under now) is not the root this proxy's certificate chains to, the proxy
 // asks for a new certificate at once (root rotation).
+import type { CertificateResponse } from '../wire/security.ts';
 import http2 from 'node:http2';
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import { createWorkloadCsr } from '../security/csr.ts';
@@ -185,17 +186,9 @@ function normalise(pem: string): string {
   return pem.replace(/\s+/g, '');
 }
 
-interface CaAnswer {
-  spiffeId: string;
-  certChain: string;
-  roots: string[];
-  notBefore: string;
-  notAfter: string;
-  serial: string;
-}
 
 /** POST a CSR to the CA over HTTP/2; resolves with its answer, rejects with its refusal. */
-function post(address: string, token: string, body: { csr: string }): Promise<CaAnswer> {
+function post(address: string, token: string, body: { csr: string }): Promise<CertificateResponse> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(address);
     const fail = (err: Error) => {
@@ -222,7 +215,7 @@ function post(address: string, token: string, body: { csr: string }): Promise<Ca
         const e = parsed as { code?: string; message?: string };
         return reject(new Error(`the CA refused: ${e.code ?? status}: ${e.message ?? ''}`));
       }
-      resolve(parsed as CaAnswer);
+      resolve(parsed as CertificateResponse);
     });
     stream.end(JSON.stringify(body));
   });

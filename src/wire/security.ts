@@ -22,3 +22,13 @@ export interface AuthorizationPolicyConfig {
   /** The `istio.io/dry-run: "true"` annotation: evaluated and reported, never enforced. */
   dryRun?: boolean;
 }
+
+/** What the CA endpoint (`POST /v1/certificates`) answers a proxy: its chain and the trust bundle. */
+export interface CertificateResponse {
+  spiffeId: string;
+  certChain: string;
+  roots: string[];
+  notBefore: string;
+  notAfter: string;
+  serial: string;
+}
