@@ -14,8 +14,13 @@ import { weftUp, viaEdge, load, agent, WEFT, type RunningWeft } from './helpers/
 
 describe('weft up: the embedded demo', () => {
   let weft: RunningWeft;
+  let accessLog: string;
+  /** What the proxies logged for the llm-chat requests, so a failure says which flag and why. */
+  const chatLog = async () => (await readFile(accessLog, 'utf8').catch(() => '')).split('\n').filter((l) => l.includes('llm-chat')).slice(-6).join('\n');
   before(async () => {
-    weft = await weftUp(await mkdtemp(join(tmpdir(), 'weft-demo-')), []);
+    const dir = await mkdtemp(join(tmpdir(), 'weft-demo-'));
+    accessLog = join(dir, 'access.log');
+    weft = await weftUp(dir, ['--access-log', accessLog]);
   });
   after(async () => {
     if (weft) await weft.stop();
@@ -55,7 +60,7 @@ describe('weft up: the embedded demo', () => {
         body: JSON.stringify({ model: 'weft-markov-2', messages: [{ role: 'user', content: 'tell me about canaries' }], stream: true, max_tokens: 12 }),
         dispatcher: agent,
       });
-      assert.equal(r.statusCode, 200);
+      if (r.statusCode !== 200) assert.fail(`llm-chat answered ${r.statusCode}: ${await r.body.text()}\n${await chatLog()}\n${weft.proc.output().slice(-2000)}`);
       assert.match(String(r.headers['content-type']), /text\/event-stream/);
       const arrivals: number[] = [];
       let text = '';

@@ -9,7 +9,8 @@ import type { Diagnostic, KubeServiceSpec, Resource, ServiceEntrySpec, WorkloadS
 import { labelsMatch } from '../registry/registry.ts';
 import { ControlPlane } from './control-plane.ts';
 import { startPushServer, type PushServer } from './push-server.ts';
-import { Supervisor, portFree } from './supervisor.ts';
+import { Supervisor } from './supervisor.ts';
+import { portFree } from './app-port.ts';
 import { watchPaths } from './watch.ts';
 import { apiServer } from './api-server.ts';
 import { MeshCa, startCaServer, type CaServer } from './ca-server.ts';

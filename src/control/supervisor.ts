@@ -6,7 +6,8 @@
 // mesh keeps running.
 
 import { randomBytes } from 'node:crypto';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
+import { appPort as pickAppPort, listenerInGroup, portFree } from './app-port.ts';
 import { fileURLToPath } from 'node:url';
 import type { Resource, WorkloadSpec } from '../api/types.ts';
 import type { ProxyNode } from '../wire/snapshot.ts';
@@ -194,7 +195,7 @@ export class Supervisor {
     this.replicas.set(id, rep);
     if (rep.appPort === 0) {
       try {
-        rep.appPort = await freePort();
+        rep.appPort = await pickAppPort();
       } catch (err) {
         this.o.log(`workload ${id}: could not find a free port: ${(err as Error).message}`);
         rep.settled = true;
@@ -307,7 +308,8 @@ export class Supervisor {
       return;
     }
     while (!rep.stopping && rep.app === app && app.child.exitCode === null && app.child.signalCode === null) {
-      if (await canConnect(rep.appPort)) {
+      // Something accepting on the port is not enough: it must be this app (app-port.ts says why).
+      if ((await canConnect(rep.appPort)) && (await listenerInGroup(rep.appPort, app.child.pid!)) !== false) {
         rep.settled = true;
         this.o.control.setReady(rep.id, true, rep.token);
         return;
@@ -364,25 +366,6 @@ export class Supervisor {
       });
     });
   }
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-export function portFree(port: number, host = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, host, () => s.close(() => resolve(true)));
-  });
 }
 
 function canConnect(port: number): Promise<boolean> {
