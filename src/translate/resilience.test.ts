@@ -65,7 +65,7 @@ spec:
     baseEjectionTimeMs: 30_000,
     maxEjectionTimeMs: 300_000,
     maxEjectionPercent: 50,
-    alwaysEjectOneHost: false,
+    alwaysEjectOneHost: true,
     minHealthPercent: 0,
   });
 });

@@ -15,7 +15,7 @@ import type { ClusterTrafficPolicy } from './destination-rule.ts';
 
 // ---- per cluster ----------------------------------------------------------------------------
 
-/** connectionPool fields that only choose the protocol (clusterProtocol reads them), not limits. */
+/** connectionPool fields that only choose the protocol (protocol.ts reads them), not limits. */
 const PROTOCOL_ONLY = new Set(['h2UpgradePolicy', 'useClientProtocol']);
 
 /**
@@ -90,9 +90,10 @@ const ISTIO_FIELDS = [
 
 export interface OutlierParseOptions {
   /**
-   * Weft's choice for Envoy's `always_eject_one_host`, which Istio never sets (so false is what
-   * an Istio mesh does: with the default 10 %, a service with fewer than 10 endpoints ejects
-   * none).
+   * Envoy's `always_eject_one_host`: the first ejection ignores `maxEjectionPercent`. Weft's
+   * default is true — the rule SEMANTICS.md and issue 5 give ("10 %, but at least one"), which was
+   * Envoy's behaviour before 1.28; without it a service with fewer than 10 endpoints under the
+   * default 10 % would never eject a failing replica (docs/decisions.md item 16).
    */
   alwaysEjectOneHost?: boolean;
 }
@@ -135,7 +136,7 @@ export function parseOutlierConfig(istio: unknown, options: OutlierParseOptions 
     baseEjectionTimeMs: base,
     maxEjectionTimeMs: Math.max(OUTLIER_DEFAULTS.maxEjectionTimeMs, base),
     maxEjectionPercent: maxPercent || OUTLIER_DEFAULTS.maxEjectionPercent,
-    alwaysEjectOneHost: options.alwaysEjectOneHost ?? false,
+    alwaysEjectOneHost: options.alwaysEjectOneHost ?? true,
     minHealthPercent: optInt(f, what, 'minHealthPercent', 0, 100) ?? 0,
   };
   if (errorStatusCodes) config.errorStatusCodes = errorStatusCodes;

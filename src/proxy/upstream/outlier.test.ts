@@ -40,7 +40,7 @@ describe('parseOutlierConfig: Istio fields to a wire config', () => {
       baseEjectionTimeMs: 30_000,
       maxEjectionTimeMs: 300_000,
       maxEjectionPercent: 10,
-      alwaysEjectOneHost: false,
+      alwaysEjectOneHost: true,
       minHealthPercent: 0,
     } satisfies OutlierConfig);
   });
@@ -317,19 +317,30 @@ describe('maxEjectionPercent', () => {
     assert.equal(d.stats().overflow, 1);
   });
 
-  it('default 10 % with fewer than 10 endpoints ejects none — what Istio’s Envoy does (no always_eject_one_host)', () => {
+  it('default 10 %, but at least one: with 3 endpoints the first failing one is ejected, a second is not', () => {
     const { d, eps } = detector({}, 3);
+    assert.ok(times(d, eps[0]!, s500, 5));
+    assert.equal(times(d, eps[1]!, s500, 5), undefined);
+    assert.equal(d.stats().ejectionsActive, 1);
+    assert.equal(d.stats().overflow, 1);
+  });
+
+  it('at least one applies only while none is ejected: once the first returns, another may go', () => {
+    const { d, eps, clock } = detector({ consecutive5xxErrors: 1 }, 3);
+    d.record(eps[0]!, s500);
+    assert.equal(d.record(eps[1]!, s500), undefined);
+    clock.advance(30_000);
+    d.sweep();
+    assert.ok(d.record(eps[1]!, s500));
+    assert.deepEqual(d.ejections().map((e) => e.endpoint), [eps[1]]);
+  });
+
+  it('without always_eject_one_host (Envoy ≥ 1.28 as Istio configures it) fewer than 10 endpoints eject none', () => {
+    const { d, eps } = detector({}, 3, { alwaysEjectOneHost: false });
     times(d, eps[0]!, s500, 5);
     assert.equal(d.isEjected(eps[0]!), false);
     assert.deepEqual(d.stats().detected.consecutive_5xx, 1);
     assert.deepEqual(d.stats().overflow, 1);
-  });
-
-  it('alwaysEjectOneHost: at least one endpoint can always be ejected, and only one beyond the percentage', () => {
-    const { d, eps } = detector({}, 3, { alwaysEjectOneHost: true });
-    assert.ok(times(d, eps[0]!, s500, 5));
-    assert.equal(times(d, eps[1]!, s500, 5), undefined);
-    assert.equal(d.stats().ejectionsActive, 1);
   });
 
   it('counts the ejection being decided: 50 % of 3 allows one, 50 % of 2 allows one, 50 % of 4 two', () => {
