@@ -11,6 +11,7 @@ import { ControlPlane } from './control-plane.ts';
 import { startPushServer, type PushServer } from './push-server.ts';
 import { Supervisor } from './supervisor.ts';
 import { portFree } from './app-port.ts';
+import { prepareProxyCode } from './proxy-code.ts';
 import { watchPaths } from './watch.ts';
 import { apiServer } from './api-server.ts';
 import { MeshCa, startCaServer, type CaServer } from './ca-server.ts';
@@ -98,6 +99,14 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
   control.setTrustBundle(ca.trustBundle());
   const caServer: CaServer = await startCaServer({ host: '127.0.0.1', port: 0 }, ca, o.log);
 
+  // Fresh each start, from the sources this weft runs; a copy that cannot be made only costs memory.
+  const proxyCode = join(stateDir, 'proxy-code');
+  await rm(proxyCode, { recursive: true, force: true });
+  const stripped = await prepareProxyCode(proxyCode).catch((err: Error) => {
+    o.log(`could not prepare the sidecars' code (${err.message}); each sidecar strips its TypeScript itself`);
+    return 0;
+  });
+
   const push: PushServer = await startPushServer({ host: '127.0.0.1', port: 0 }, control.handlers());
   supervisor = new Supervisor({
     control,
@@ -105,6 +114,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
     log: o.log,
     output: o.output,
     accessLog: o.accessLog,
+    proxyCode: stripped ? proxyCode : undefined,
     ca: { address: caServer.address, issue: tokens.issue, revoke: tokens.revoke },
   });
 

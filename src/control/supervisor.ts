@@ -17,7 +17,8 @@ import { spiffe } from '../translate/identity.ts';
 import { edgeProxyNode } from '../translate/gateways.ts';
 import { parseSpiffeId } from '../security/spiffe.ts';
 
-const PROXY_MAIN = fileURLToPath(new URL('../proxy/main.ts', import.meta.url));
+/** The sidecar's launcher (plain JS: it serves the proxy's modules from `proxyCode`, types stripped). */
+const PROXY_MAIN = fileURLToPath(new URL('../../bin/weft-proxy.js', import.meta.url));
 const MAX_BACKOFF_MS = 30_000;
 
 interface Replica {
@@ -49,6 +50,8 @@ export interface SupervisorOptions {
   /** Where app and proxy output goes, already prefixed. */
   output(line: string): void;
   accessLog?: string;
+  /** The proxy's modules with types stripped (control/proxy-code.ts); absent: proxies strip their own. */
+  proxyCode?: string;
   /**
    * The mesh CA: its address (WEFT_CA) and the bootstrap tokens it accepts. Each proxy's token is
    * issued for its workload's identity, handed over in WEFT_PROXY_TOKEN (the same token the push
@@ -350,6 +353,7 @@ export class Supervisor {
           WEFT_CONTROL: this.o.controlAddress,
           ...(this.o.ca && parseSpiffeId(node.identity) ? { WEFT_CA: this.o.ca.address, WEFT_PROXY_IDENTITY: node.identity } : {}),
           ...(this.o.accessLog ? { WEFT_ACCESS_LOG: this.o.accessLog } : {}),
+          ...(this.o.proxyCode ? { WEFT_PROXY_CODE: this.o.proxyCode } : {}),
           ...extra,
         },
       },
