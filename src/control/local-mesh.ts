@@ -39,6 +39,9 @@ export interface LocalMeshOptions {
   rootOverlapMs?: number;
 }
 
+/** How long a file set with errors must stay unchanged before the errors are reported. */
+const SETTLE_MS = 200;
+
 /** Long enough for every proxy to renew under the new root (they do at once, on the snapshot). */
 const ROOT_OVERLAP_MS = 30_000;
 
@@ -162,8 +165,10 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
 
   // Live edits: a good file set replaces the configuration; a bad one is reported and ignored.
   let reloading = Promise.resolve();
+  let bursts = 0;
   const watcher = o.watch
     ? watchPaths(o.paths, () => {
+        const burst = ++bursts;
         reloading = reloading.then(async () => {
           const next = await loadMesh(o.paths).catch((err: Error) => ({
             resources: [],
@@ -171,6 +176,9 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
           }));
           const errors = next.diagnostics.filter((d) => d.severity === 'error');
           if (errors.length > 0) {
+            // Maybe a save caught half-way: if the files change again shortly, that load decides.
+            await new Promise((r) => setTimeout(r, SETTLE_MS));
+            if (burst !== bursts) return;
             lastProblems = errors.map(formatDiagnostic);
             for (const l of lastProblems) o.log(l);
             o.log(`configuration not applied: ${errors.length} error(s); the mesh keeps running on version ${control.currentVersion}`);

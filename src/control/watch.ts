@@ -2,7 +2,14 @@
 
 import { watch, type FSWatcher, statSync } from 'node:fs';
 
-export function watchPaths(paths: readonly string[], onChange: () => void, debounceMs = 150): { close(): void } {
+/**
+ * Editors save in one write or a write-and-rename, whose events come within a few milliseconds;
+ * 30 ms gathers them without holding a change back (issue 3 asks for a change to reach every
+ * proxy within 100 ms). A burst still half-written when read is retried by the caller.
+ */
+export const DEBOUNCE_MS = 30;
+
+export function watchPaths(paths: readonly string[], onChange: () => void, debounceMs = DEBOUNCE_MS): { close(): void } {
   const watchers: FSWatcher[] = [];
   let timer: NodeJS.Timeout | undefined;
   const fire = () => {
