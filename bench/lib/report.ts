@@ -429,7 +429,7 @@ export function printReport(raw: RawResults): string {
       rows.push([`one endpoint's weight changed → every proxy ACKed (${c.proxies} proxies)`, sp(c.changeToAllProxiesMs, ms)]);
       rows.push(['proxy RSS holding that configuration (MiB)', c.proxyRssKiB.map((k) => mib(MiB(k))).join(', ')]);
     }
-    rows.push(['file edit → every proxy ACKed (bench mesh, weft up; includes the file watcher's debounce)', sp(raw.fileChangeMs, ms)]);
+    rows.push(['file edit → every proxy ACKed (bench mesh, weft up; includes the file watcher’s debounce)', sp(raw.fileChangeMs, ms)]);
     const r = raw.scale.routes;
     if (r) {
       rows.push(['edge: req per CPU-second, 1 route', sp(r.oneRoute, krps)]);
