@@ -30,7 +30,25 @@ export interface H2Options {
   maxRequestsPerSession?: number;
   /** Streams at once per session at most, below the server's own limit; 0 = the server's limit. */
   maxConcurrentStreams?: number;
+  /**
+   * This long after it connected a session drains: no new streams (the next request opens another
+   * session), closed once its streams are done, none cut (Istio's `tcp.maxConnectionDuration`).
+   */
+  maxSessionDurationMs?: number;
+  /** A PING every intervalMs; no ACK within timeoutMs destroys the session (Istio's `http.http2KeepAlive`). */
+  keepAlive?: { intervalMs: number; timeoutMs: number };
+  /** Timers for the duration and keepalive (tests fire them by hand); default: unref'd real timers. */
+  schedule?: Schedule;
 }
+
+/** Calls `fire` after `ms`; the returned function cancels it. */
+export type Schedule = (ms: number, fire: () => void) => () => void;
+
+const realTimers: Schedule = (ms, fire) => {
+  // Unref'd like the session itself: a pooled session never keeps the process alive.
+  const t = setTimeout(fire, ms).unref();
+  return () => clearTimeout(t);
+};
 
 interface Session {
   session: ClientHttp2Session;
@@ -38,6 +56,8 @@ interface Session {
   streams: number;
   /** Streams opened so far (for maxRequestsPerSession). */
   served: number;
+  /** Past its maxSessionDurationMs: out of the pool, closed when its last stream ends. */
+  draining: boolean;
 }
 
 export class H2Upstream implements Upstream {
@@ -109,7 +129,30 @@ export class H2Upstream implements Upstream {
   /** A stream of the session ended (or never started): give its slot back. */
   private release(s: Session): void {
     s.streams--;
-    if (s.streams === 0 && (this.closed || this.usedUp(s))) s.session.close();
+    if (s.streams === 0 && (this.closed || this.usedUp(s) || s.draining)) s.session.close();
+  }
+
+  /** A connected session's duration limit and keepalive; both stop when it closes. */
+  private startTimers(s: Session): void {
+    const schedule = this.o.schedule ?? realTimers;
+    const stops: Array<() => void> = [];
+    const max = this.o.maxSessionDurationMs ?? 0;
+    if (max > 0) stops.push(schedule(max, () => this.drain(s)));
+    const ka = this.o.keepAlive;
+    if (ka && ka.intervalMs > 0 && ka.timeoutMs > 0) stops.push(keepAlive(s.session, ka, schedule));
+    s.session.once('close', () => {
+      for (const stop of stops) stop();
+    });
+  }
+
+  /**
+   * Past its duration: no new streams (Envoy drains the connection), closed once the last stream
+   * ends. Closed through `release` rather than now: a stream slot may be reserved but not opened.
+   */
+  private drain(s: Session): void {
+    s.draining = true;
+    this.retire(s);
+    if (s.streams === 0) s.session.close();
   }
 
   /** Streams a session may carry at once: the server's limit, capped by the cluster's. */
@@ -147,7 +190,7 @@ export class H2Upstream implements Upstream {
     return new Promise((resolve, reject) => {
       const conn = socket ?? this.o.connect(servername);
       const session = h2connect(`${this.o.scheme}://${this.o.authority}`, { createConnection: () => conn, settings: { enablePush: false } });
-      const entry: Session = { session, servername, streams: 0, served: 0 };
+      const entry: Session = { session, servername, streams: 0, served: 0, draining: false };
       let settled = false;
       const fail = (err: Error) => {
         if (settled) return;
@@ -165,6 +208,7 @@ export class H2Upstream implements Upstream {
         settled = true;
         clearTimeout(timer);
         this.sessions.push(entry);
+        this.startTimers(entry);
         resolve(entry);
       };
       session.once('connect', ready);
@@ -187,6 +231,29 @@ export class H2Upstream implements Upstream {
       session.unref();
     });
   }
+}
+
+/**
+ * PINGs the session every `intervalMs` (counted from the last ACK, as Envoy does) and destroys it
+ * when a PING goes unanswered for `timeoutMs`: a peer gone silent (a dead host, a dropped NAT
+ * entry) fails its streams as resets at once, instead of when TCP gives up, and the next request
+ * opens a new session. Returns a function that stops it.
+ */
+function keepAlive(session: ClientHttp2Session, ka: { intervalMs: number; timeoutMs: number }, schedule: Schedule): () => void {
+  let stop = schedule(ka.intervalMs, ping);
+  function ping(): void {
+    if (session.destroyed) return;
+    stop = schedule(ka.timeoutMs, () => {
+      session.destroy(Object.assign(new Error(`HTTP/2 keepalive: no PING ACK within ${ka.timeoutMs} ms`), { code: 'UPSTREAM_RESET' }));
+    });
+    const stopTimeout = stop;
+    session.ping((err) => {
+      if (err) return; // the session went away meanwhile
+      stopTimeout();
+      stop = schedule(ka.intervalMs, ping);
+    });
+  }
+  return () => stop();
 }
 
 /** One request on one stream: resolves at the response headers; the body ends only on a clean close. */

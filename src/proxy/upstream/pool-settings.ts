@@ -1,11 +1,14 @@
-// Connection pool settings from a cluster's `connectionPool`: connect and idle timeouts, requests per connection, streams per HTTP/2 connection.
+// Connection pool settings from a cluster's `connectionPool`: connect and idle timeouts, requests per connection, streams per HTTP/2 connection, connection lifetime, TCP and HTTP/2 keepalive.
 //
 // Admission (how many requests, pending, retries) is limits.ts's business; these say how each
 // connection behaves. A cluster without a `connectionPool` keeps Weft's defaults (absent here),
 // and clusters with different settings get pools of their own (the settings are part of the
 // pool's id), as Envoy's pools are per cluster.
 
+import type { Socket } from 'node:net';
+import { buildConnector, type Pool } from 'undici';
 import type { ClusterConfig } from '../../wire/snapshot.ts';
+import type { H2Options } from './h2.ts';
 
 export interface PoolSettings {
   /** A connection not up within this is a connect failure, 503 `UF` (`tcp.connectTimeout`). */
@@ -16,31 +19,67 @@ export interface PoolSettings {
   maxRequestsPerConnection: number;
   /** HTTP/2: streams at once on one connection at most (the server's own limit still applies); 0 = the server's. */
   maxConcurrentStreams: number;
+  /**
+   * A connection this long after it was established takes no new requests and closes once those
+   * in flight are done (Envoy's drain); 0 = no limit (`tcp.maxConnectionDuration`).
+   */
+  maxConnectionDurationMs: number;
+  /**
+   * SO_KEEPALIVE on every upstream socket, first probe after this long idle (0 = the OS's idle
+   * time); absent = Weft's defaults: undici's own 60 s on plain HTTP/1.1 pools, none on other
+   * sockets (`tcp.tcpKeepalive.time`). libuv fixes the probe interval and count, so
+   * `tcpKeepalive.probes` and `.interval` cannot be honoured.
+   */
+  tcpKeepaliveMs?: number;
+  /** HTTP/2: a PING every intervalMs; no ACK within timeoutMs closes the session (`http.http2KeepAlive`). */
+  http2KeepAlive?: { intervalMs: number; timeoutMs: number };
 }
 
 /** The longest a Node timer can wait: what "never" becomes. */
 const MAX_TIMER_MS = 2_147_483_647;
+/** Linux's largest TCP_KEEPIDLE, in seconds. */
+const MAX_KEEPIDLE_S = 32_767;
 
 /** The settings of a cluster with a `connectionPool`; undefined (Weft's defaults) otherwise. */
 export function poolSettings(cluster: ClusterConfig): PoolSettings | undefined {
   const l = cluster.limits;
   if (!l) return undefined;
-  return {
+  const p: PoolSettings = {
     connectTimeoutMs: l.connectTimeoutMs,
     idleTimeoutMs: l.idleTimeoutMs,
     maxRequestsPerConnection: l.maxRequestsPerConnection,
     maxConcurrentStreams: cluster.protocol === 'h2' && l.streamsPerConnection < MAX_TIMER_MS ? l.streamsPerConnection : 0,
+    maxConnectionDurationMs: l.maxConnectionDurationMs,
   };
+  // libuv counts the idle time in whole seconds (and takes 0 as "leave it"): round up, so a
+  // sub-second `time` still turns probing on rather than falling back to the OS's two hours; and
+  // cap it at Linux's maximum, past which the kernel refuses it (and keeps its default).
+  if (l.tcpKeepalive) p.tcpKeepaliveMs = l.tcpKeepalive.timeMs ? Math.min(Math.ceil(l.tcpKeepalive.timeMs / 1000), MAX_KEEPIDLE_S) * 1000 : 0;
+  if (l.http2KeepAlive) p.http2KeepAlive = { intervalMs: l.http2KeepAlive.intervalMs, timeoutMs: l.http2KeepAlive.timeoutMs };
+  return p;
 }
 
 /** What distinguishes pools by settings (appended to a transport's id); '' for the defaults. */
 export function poolId(p: PoolSettings | undefined): string {
-  return p ? `~pool:${p.connectTimeoutMs},${p.idleTimeoutMs},${p.maxRequestsPerConnection},${p.maxConcurrentStreams}` : '';
+  if (!p) return '';
+  const ka = p.http2KeepAlive;
+  return `~pool:${p.connectTimeoutMs},${p.idleTimeoutMs},${p.maxRequestsPerConnection},${p.maxConcurrentStreams},${p.maxConnectionDurationMs},${p.tcpKeepaliveMs ?? '-'},${ka ? `${ka.intervalMs}/${ka.timeoutMs}` : '-'}`;
+}
+
+/**
+ * `tcp.tcpKeepalive` on a socket Weft dials: SO_KEEPALIVE with the configured idle time. Set once
+ * the TCP connection is up (also for TLS, whose 'connect' comes before the handshake): set
+ * earlier without a time, libuv would impose its own 60 s instead of the OS's default.
+ */
+export function withTcpKeepalive<S extends Socket>(socket: S, p: PoolSettings | undefined): S {
+  const ms = p?.tcpKeepaliveMs;
+  if (ms !== undefined) socket.once('connect', () => socket.setKeepAlive(true, ms));
+  return socket;
 }
 
 /** undici pool options: `base` (Weft's defaults) with the cluster's settings over it. */
-export function undiciOptions<B extends object>(base: B, p: PoolSettings | undefined): B & Record<string, number> {
-  if (!p) return base as B & Record<string, number>;
+export function undiciOptions<B extends object>(base: B, p: PoolSettings | undefined): B & Pool.Options {
+  if (!p) return base;
   const idle = p.idleTimeoutMs === 0 ? MAX_TIMER_MS : Math.min(p.idleTimeoutMs, MAX_TIMER_MS);
   return {
     ...base,
@@ -48,16 +87,37 @@ export function undiciOptions<B extends object>(base: B, p: PoolSettings | undef
     keepAliveTimeout: idle,
     keepAliveMaxTimeout: idle,
     ...(p.maxRequestsPerConnection > 0 ? { maxRequestsPerClient: p.maxRequestsPerConnection } : {}),
+    // undici checks a connection's age only when it picks one for a request: one past its duration
+    // is then retired (closed after its requests in flight). An idle one past it is closed by
+    // the next request to the pool, or by the idle timeout, whichever comes first.
+    ...(p.maxConnectionDurationMs > 0 ? { clientTtl: p.maxConnectionDurationMs } : {}),
+    // undici's own connector sets keepalive before connecting (libuv then takes 60 s for "no
+    // time"); ours sets it once connected, as on every other socket Weft dials.
+    ...(p.tcpKeepaliveMs !== undefined ? { connect: keepaliveConnector(p) } : {}),
   };
 }
 
+/** undici's connector (its connect timeout included) with `tcp.tcpKeepalive` applied on connect. */
+function keepaliveConnector(p: PoolSettings): buildConnector.connector {
+  const connect = buildConnector({ timeout: p.connectTimeoutMs, keepAlive: false });
+  return (options, callback) =>
+    connect(options, (...result) => {
+      if (result[1]) result[1].setKeepAlive(true, p.tcpKeepaliveMs);
+      callback(...result);
+    });
+}
+
 /** HTTP/2 session options (h2.ts's H2Options) from the settings. */
-export function h2Options(p: PoolSettings | undefined): { connectTimeoutMs?: number; idleMs?: number; maxRequestsPerSession?: number; maxConcurrentStreams?: number } {
+export function h2Options(p: PoolSettings | undefined): Pick<H2Options, 'connectTimeoutMs' | 'idleMs' | 'maxRequestsPerSession' | 'maxConcurrentStreams' | 'maxSessionDurationMs' | 'keepAlive'> {
   if (!p) return {};
   return {
     connectTimeoutMs: p.connectTimeoutMs,
     idleMs: Math.min(p.idleTimeoutMs, MAX_TIMER_MS),
     maxRequestsPerSession: p.maxRequestsPerConnection,
     maxConcurrentStreams: p.maxConcurrentStreams,
+    ...(p.maxConnectionDurationMs > 0 ? { maxSessionDurationMs: Math.min(p.maxConnectionDurationMs, MAX_TIMER_MS) } : {}),
+    ...(p.http2KeepAlive
+      ? { keepAlive: { intervalMs: Math.min(p.http2KeepAlive.intervalMs, MAX_TIMER_MS), timeoutMs: Math.min(p.http2KeepAlive.timeoutMs, MAX_TIMER_MS) } }
+      : {}),
   };
 }

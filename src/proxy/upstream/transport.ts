@@ -10,7 +10,7 @@ import type { ClusterConfig, ClusterTlsConfig, EndpointConfig, ProxySnapshot, Up
 import { H2Upstream, hostName } from './h2.ts';
 import type { Upstream, UpstreamRequest, UpstreamResponse } from './upstream.ts';
 import type { MeshTlsClient } from '../tls.ts';
-import { h2Options, poolId, undiciOptions, type PoolSettings } from './pool-settings.ts';
+import { h2Options, poolId, undiciOptions, withTcpKeepalive, type PoolSettings } from './pool-settings.ts';
 
 export interface Transport {
   readonly protocol: UpstreamProtocol;
@@ -136,18 +136,20 @@ export function transportId(t: Transport): string {
  */
 export function createUpstream(key: string, t: Transport): Upstream {
   const { host, port } = splitKey(key);
+  // Every socket dialled below gets the cluster's TCP keepalive (undici's own connector: undiciOptions).
+  const ka = <S extends Socket>(socket: S) => withTcpKeepalive(socket, t.pool);
   if (t.mtls) {
     // Between proxies: h2 for an HTTP/2 cluster; for an HTTP/1.1 one the peer's inbound side picks (it prefers h2).
     const { client, peer } = t.mtls;
-    if (t.protocol === 'h2') return new H2Upstream({ scheme: 'https', authority: key, connect: () => client.connect(host, port, ['h2'], peer), ...h2Options(t.pool) });
-    return new AlpnUpstream(key, (alpn) => client.connect(host, port, alpn, peer), t.pool);
+    if (t.protocol === 'h2') return new H2Upstream({ scheme: 'https', authority: key, connect: () => ka(client.connect(host, port, ['h2'], peer)), ...h2Options(t.pool) });
+    return new AlpnUpstream(key, (alpn) => ka(client.connect(host, port, alpn, peer)), t.pool);
   }
   if (t.tls) {
     const tls = t.tls;
-    if (t.protocol === 'h2') return new H2Upstream({ scheme: 'https', authority: key, connect: (sn) => tlsSocket(host, port, tls, ['h2'], sn), ...h2Options(t.pool) });
-    return new AlpnUpstream(key, (alpn, sn) => tlsSocket(host, port, tls, alpn, sn), t.pool);
+    if (t.protocol === 'h2') return new H2Upstream({ scheme: 'https', authority: key, connect: (sn) => ka(tlsSocket(host, port, tls, ['h2'], sn)), ...h2Options(t.pool) });
+    return new AlpnUpstream(key, (alpn, sn) => ka(tlsSocket(host, port, tls, alpn, sn)), t.pool);
   }
-  if (t.protocol === 'h2') return new H2Upstream({ scheme: 'http', authority: key, connect: () => tcpConnect({ host, port, noDelay: true }), ...h2Options(t.pool) });
+  if (t.protocol === 'h2') return new H2Upstream({ scheme: 'http', authority: key, connect: () => ka(tcpConnect({ host, port, noDelay: true })), ...h2Options(t.pool) });
   return new Pool(`http://${key}`, undiciOptions(POOL_OPTIONS, t.pool));
 }
 
@@ -240,11 +242,14 @@ export function connectRaw(host: string, port: number, t: Transport, servername:
   return new Promise((resolve, reject) => {
     let socket: Socket;
     try {
-      socket = t.mtls
-        ? t.mtls.client.connect(host, port, ['http/1.1'], t.mtls.peer)
-        : t.tls
-          ? tlsSocket(host, port, t.tls, ['http/1.1'], servername)
-          : tcpConnect({ host, port, noDelay: true });
+      socket = withTcpKeepalive(
+        t.mtls
+          ? t.mtls.client.connect(host, port, ['http/1.1'], t.mtls.peer)
+          : t.tls
+            ? tlsSocket(host, port, t.tls, ['http/1.1'], servername)
+            : tcpConnect({ host, port, noDelay: true }),
+        t.pool,
+      );
     } catch (err) {
       return reject(err);
     }
