@@ -121,3 +121,13 @@ test('metrics: ejections and Envoy’s cluster stats in /metrics', async () => {
   assert.match(text, /# TYPE weft_fallback_total counter/);
   await h.endpoints.closeAll();
 });
+
+test('useClientProtocol: a non-boolean is refused (NACK); true gives each endpoint a pool per protocol', async () => {
+  const h = harness();
+  assert.throws(() => h.compile(snapshot(1, [1], { useClientProtocol: 'yes' as unknown as boolean })), /useClientProtocol "yes" is not true or false/);
+  const [e] = cluster(h.compile(snapshot(2, [1], { useClientProtocol: true }))).byKey.values();
+  assert.ok(e.state.h2Pool);
+  const [plain] = cluster(h.compile(snapshot(3, [1], { useClientProtocol: false }))).byKey.values();
+  assert.equal(plain.state.h2Pool, undefined);
+  await h.endpoints.closeAll();
+});

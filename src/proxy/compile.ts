@@ -190,6 +190,9 @@ function compileRouteEntry(r: RouteConfig, clusters: Map<string, CompiledCluster
 }
 
 function compileCluster(c: ClusterConfig, snapshot: ProxySnapshot, deps: CompileDeps): CompiledCluster {
+  // Checked before any pool is made for it: a truthy non-boolean would pick pools per request.
+  if (c.useClientProtocol !== undefined && typeof c.useClientProtocol !== 'boolean')
+    throw new Error(`cluster ${c.name}: useClientProtocol ${JSON.stringify(c.useClientProtocol)} is not true or false`);
   const byKey = new Map<string, UpstreamEndpoint>();
   // When each endpoint joined this cluster, kept across snapshots: slow start ramps from there.
   const joined = deps.endpoints.joinTimes(c.name, c.endpoints.map((e) => `${e.host}:${e.port}`), deps.clock.now());

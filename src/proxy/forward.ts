@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse, OutgoingHttpHeaders } from 'node:
 import type { ServerHttp2Stream } from 'node:http2';
 import { Readable } from 'node:stream';
 import { MeshError, type ErrorCode } from '../core/errors.ts';
+import type { UpstreamProtocol } from '../wire/snapshot.ts';
 import type { Upstream, UpstreamResponse } from './upstream/upstream.ts';
 
 export type Outcome =
@@ -72,7 +73,7 @@ export function responseHeaders(h: Record<string, string | string[] | undefined>
 }
 
 export interface TryOptions {
-  /** The endpoint's connection pool for the cluster's protocol (HTTP/1.1, h2c, TLS). */
+  /** The endpoint's connection pool for the cluster's protocol (HTTP/1.1, h2c, TLS), or the request's (endpoints.ts poolFor). */
   pool: Upstream;
   method: string;
   path: string;
@@ -243,6 +244,11 @@ export function firstChunk(body: Readable, ms: number): Promise<Buffer | null | 
     body.once('end', onEnd);
     body.once('error', onError);
   });
+}
+
+/** The protocol the request came in over, as a `useClientProtocol` cluster keeps it: HTTP/2, or HTTP/1.x (1.0 too). */
+export function clientProtocol(req: IncomingMessage): UpstreamProtocol {
+  return req.httpVersionMajor === 2 ? 'h2' : 'http1';
 }
 
 /**

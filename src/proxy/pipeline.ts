@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import type { Random } from '../core/random.ts';
 import { MeshError, type ErrorCode } from '../core/errors.ts';
-import type { RetryPolicyConfig, RouteBehaviour } from '../wire/snapshot.ts';
+import type { RetryPolicyConfig, RouteBehaviour, UpstreamProtocol } from '../wire/snapshot.ts';
 import type { FallbackTriggerConfig } from '../wire/resilience.ts';
 import {
   findVirtualHost,
@@ -26,6 +26,7 @@ import { redirectLocation } from './routing/rewrite.ts';
 import { backoffMs, type CompiledRetryPolicy } from './routing/retry.ts';
 import {
   answerWhole,
+  clientProtocol,
   firstChunk,
   grpcStatusOf,
   forwardableHeaders,
@@ -38,6 +39,7 @@ import {
   type TryOutcome,
 } from './forward.ts';
 import { ReplayableBody } from './upstream/replay.ts';
+import { poolFor } from './upstream/endpoints.ts';
 import type { UpstreamResponse } from './upstream/upstream.ts';
 import type { ClusterState } from './upstream/cluster-state.ts';
 import type { Go, RetryTicket } from './upstream/limits.ts';
@@ -294,6 +296,7 @@ export function outboundHandler(deps: PipelineDeps) {
       timedOut: () => overallTimedOut,
       peer: encodePeer(rt.snapshot.proxy),
       firstByteTimeoutMs: action.firstByteTimeoutMs,
+      clientProtocol: clientProtocol(req),
     };
     const flagList = [...faultFlags];
     let status = 0;
@@ -381,6 +384,8 @@ interface UpstreamCall {
   /** This proxy's metadata for a Weft sidecar on the other side. */
   peer: string;
   firstByteTimeoutMs?: number;
+  /** What the request came in over: what a `useClientProtocol` cluster speaks upstream. */
+  clientProtocol: UpstreamProtocol;
 }
 
 /** How the tries at one cluster ended. */
@@ -552,7 +557,7 @@ async function tryOnce(endpoint: UpstreamEndpoint, call: UpstreamCall, body: Rea
   endpoint.state.active++;
   let t: TryOutcome;
   try {
-    t = await tryUpstream({ pool: endpoint.state.pool, method: call.method, path: call.path, headers, body, signal: ac.signal }, () => timedOut || call.timedOut());
+    t = await tryUpstream({ pool: poolFor(endpoint.state, call.clientProtocol), method: call.method, path: call.path, headers, body, signal: ac.signal }, () => timedOut || call.timedOut());
   } finally {
     endpoint.state.active--;
     if (perTry) clearTimeout(perTry);
@@ -692,7 +697,7 @@ function mirror(
   const host = colon > 0 ? `${target.authority.slice(0, colon)}-shadow${target.authority.slice(colon)}` : `${target.authority}-shadow`;
   const copy: Record<string, string | string[]> = { ...headers, host };
   delete copy[PEER_HEADER];
-  endpoint.state.pool
+  poolFor(endpoint.state, clientProtocol(req))
     .request({ path, method: (req.method ?? 'GET') as 'GET', headers: copy, body })
     .then((r) => r.body.dump())
     .catch(() => {});

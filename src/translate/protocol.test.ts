@@ -1,12 +1,12 @@
-// Protocol selection as Istio does it: service port → protocol, h2UpgradePolicy, the inbound side,
-// and DestinationRule tls SIMPLE, as tables of examples and through translate.
+// Protocol selection as Istio does it: service port → protocol, h2UpgradePolicy, useClientProtocol,
+// the inbound side, and DestinationRule tls SIMPLE, as tables of examples and through translate.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseText } from '../api/index.ts';
 import { buildRegistry, type ServiceInfo, type ServicePortInfo, type WorkloadInstance } from '../registry/registry.ts';
 import type { ProxyNode } from '../wire/snapshot.ts';
-import { clusterProtocol, clusterTls, inboundProtocol, portProtocol } from './protocol.ts';
+import { clusterProtocol, clusterTls, inboundProtocol, portProtocol, useClientProtocol } from './protocol.ts';
 import { translate } from './translate.ts';
 
 const kube: Pick<ServiceInfo, 'origin'> = { origin: 'Service' };
@@ -173,5 +173,90 @@ describe('translate: protocol and TLS on clusters, protocol on the inbound side'
     const chat = translate({ resources, registry, proxy: node('chat'), inbound: { appHost: '127.0.0.1', appPort: 8001 }, version: 1 });
     assert.equal(chat.inbound?.protocol, 'http1');
     assert.equal(inboundProtocol(registry, node('nobody')), 'http1');
+  });
+});
+
+describe('useClientProtocol', () => {
+  const pool = (http: Record<string, unknown>) => ({ connectionPool: { http } });
+  it('is on only for `true`, and not beside h2UpgradePolicy UPGRADE (applied after it, as Istio does)', () => {
+    assert.equal(useClientProtocol(pool({ useClientProtocol: true })), true);
+    assert.equal(useClientProtocol(pool({ useClientProtocol: true, h2UpgradePolicy: 'DO_NOT_UPGRADE' })), true);
+    assert.equal(useClientProtocol(pool({ useClientProtocol: true, h2UpgradePolicy: 'UPGRADE' })), false);
+    assert.equal(useClientProtocol(pool({ useClientProtocol: false })), false);
+    assert.equal(useClientProtocol(pool({ maxRetries: 3 })), false);
+    assert.equal(useClientProtocol({}), false);
+    assert.equal(useClientProtocol(undefined), false);
+  });
+
+  const CLIENT_MESH = `
+apiVersion: v1
+kind: Service
+metadata: {name: rerank}
+spec:
+  selector: {app: rerank}
+  ports: [{name: grpc, port: 9000}, {name: http, port: 80}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: rerank}
+spec:
+  host: rerank
+  trafficPolicy:
+    connectionPool: {http: {useClientProtocol: true}}
+    portLevelSettings:
+    - port: {number: 80}
+      connectionPool: {http: {maxRetries: 2}}
+  subsets:
+  - name: pinned
+    labels: {version: v1}
+    trafficPolicy:
+      connectionPool: {http: {useClientProtocol: false}}
+  - name: plain
+    labels: {version: v2}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: chat}
+spec:
+  selector: {app: chat}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: rerank}
+spec:
+  hosts: [rerank]
+  http:
+  - match: [{headers: {x-pin: {exact: "1"}}}]
+    route: [{destination: {host: rerank, port: {number: 9000}, subset: pinned}}]
+  - match: [{headers: {x-plain: {exact: "1"}}}]
+    route: [{destination: {host: rerank, port: {number: 9000}, subset: plain}}]
+  - match: [{port: 80}]
+    route: [{destination: {host: rerank, port: {number: 80}}}]
+  - route: [{destination: {host: rerank, port: {number: 9000}}}]
+`;
+
+  it('translate: the cluster carries it, the port protocol stays for the rest, port and subset policies apply', () => {
+    const { resources, diagnostics } = parseText(CLIENT_MESH, 'mesh.yaml');
+    assert.deepEqual(diagnostics.filter((d) => d.severity === 'error'), []);
+    const registry = buildRegistry(resources, []);
+    const proxy: ProxyNode = { id: 'default/client-0', kind: 'sidecar', workload: 'client', namespace: 'default', app: 'client', version: 'v1', serviceAccount: 'default', identity: 'x', labels: { app: 'client' } };
+    const snap = translate({ resources, registry, proxy, version: 1 });
+    const by = new Map(snap.clusters.map((c) => [c.name, c]));
+    const grpcPort = by.get('outbound|9000||rerank.default.svc.cluster.local')!;
+    // A gRPC port keeps `protocol: h2` (it sizes limits and pools), but each request keeps its own protocol.
+    assert.equal(grpcPort.protocol, 'h2');
+    assert.equal(grpcPort.useClientProtocol, true);
+    // Only a connectionPool that chooses the protocol: no limits from it.
+    assert.equal(grpcPort.limits, undefined);
+    // The port-level entry for 80 replaces the connection pool, useClientProtocol with it.
+    const httpPort = by.get('outbound|80||rerank.default.svc.cluster.local')!;
+    assert.equal(httpPort.protocol, 'http1');
+    assert.equal('useClientProtocol' in httpPort, false);
+    // A subset's connectionPool replaces the rule's; a subset without one inherits it.
+    assert.equal('useClientProtocol' in by.get('outbound|9000|pinned|rerank.default.svc.cluster.local')!, false);
+    assert.equal(by.get('outbound|9000|plain|rerank.default.svc.cluster.local')?.useClientProtocol, true);
+    // No DestinationRule: the field is absent (snapshots of other clusters do not change).
+    assert.equal('useClientProtocol' in by.get('outbound|80||chat.default.svc.cluster.local')!, false);
   });
 });

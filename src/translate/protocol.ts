@@ -65,6 +65,17 @@ export function clusterProtocol(
 }
 
 /**
+ * Does the cluster keep each request's own protocol (`connectionPool.http.useClientProtocol`)?
+ * As in Istio it wins over the port's protocol, HTTP/2 and gRPC ports included (Istio replaces the
+ * port's explicit HTTP/2 with Envoy's `use_downstream_protocol_config`), but not over
+ * `h2UpgradePolicy: UPGRADE`, applied after it (validation refuses the pair anyway).
+ */
+export function useClientProtocol(policy: ClusterTrafficPolicy | undefined): boolean {
+  const http = (policy?.connectionPool as { http?: { h2UpgradePolicy?: string; useClientProtocol?: unknown } } | undefined)?.http;
+  return http?.useClientProtocol === true && http.h2UpgradePolicy !== 'UPGRADE';
+}
+
+/**
  * How a sidecar speaks to its own app: the protocol of the first port (file order) of the first
  * Service or ServiceEntry in its namespace whose selector picks the workload. `h2UpgradePolicy`
  * does not apply on this side (Istio upgrades outbound clusters only).

@@ -34,7 +34,7 @@ import { spiffe } from './identity.ts';
 import { mergeMatches } from './delegate.ts';
 import { corsConfig, faultConfig, headerOps, mirrorTargets, redirectConfig, retryPolicy, rewriteConfig } from './route-action.ts';
 import { clusterTrafficPolicy, destinationRuleIndex, lbPolicy } from './destination-rule.ts';
-import { clusterProtocol, clusterTls, inboundProtocol } from './protocol.ts';
+import { clusterProtocol, clusterTls, inboundProtocol, useClientProtocol } from './protocol.ts';
 import { inboundAuthorization, inboundMtls, peerMtlsDisabled } from './security.ts';
 import { clusterResilience, fallbackIndex } from './resilience.ts';
 import { streamingTimeouts } from '../api/annotations.ts';
@@ -105,6 +105,7 @@ export function translate(input: TranslateInput): ProxySnapshot {
       subset,
       lb: lbPolicy(dr?.spec, subset, port),
       protocol,
+      ...(useClientProtocol(policy) ? { useClientProtocol: true } : {}),
       ...(tls ? { tls } : {}),
       ...clusterResilience(policy, protocol),
       endpoints,

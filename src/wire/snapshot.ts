@@ -265,6 +265,13 @@ export interface ClusterConfig {
   lb: LbConfig;
   /** Istio's protocol selection (service port protocol, then `h2UpgradePolicy`). */
   protocol: UpstreamProtocol;
+  /**
+   * `connectionPool.http.useClientProtocol` (absent = false): each request goes to the endpoint
+   * in the protocol it reached the proxy in (HTTP/2 → `h2`, HTTP/1.x → `http1`), whatever
+   * `protocol` says, as Envoy's `use_downstream_protocol_config`; `protocol` then only sizes the
+   * circuit limits and pool settings.
+   */
+  useClientProtocol?: boolean;
   /** DestinationRule `tls` (see ClusterTlsConfig); absent = auto mTLS. */
   tls?: ClusterTlsConfig;
   /** `connectionPool` (and `retryBudget`), defaults filled in; absent = Istio's defaults (no limits). */

@@ -2,7 +2,7 @@
 // address (and per transport: HTTP/1.1, h2c, TLS, and the cluster's pool settings); and, beside
 // it, each cluster's resilience state (limits, ejections, fallback caches: cluster-state.ts).
 
-import type { ClusterConfig, EndpointConfig } from '../../wire/snapshot.ts';
+import type { ClusterConfig, EndpointConfig, UpstreamProtocol } from '../../wire/snapshot.ts';
 import { createUpstream, HTTP1, TlsMaterial, transportId, type Transport } from './transport.ts';
 import type { Upstream } from './upstream.ts';
 import { ClusterStates } from './cluster-state.ts';
@@ -16,6 +16,11 @@ export interface EndpointState {
   readonly transport: Transport;
   /** HTTP/1.1 keep-alive pool, or HTTP/2 sessions (multiplexed), or either over TLS by ALPN. */
   readonly pool: Upstream;
+  /**
+   * A `useClientProtocol` cluster's: the pool for requests that came in over HTTP/2 (`pool` and
+   * `transport` are then for those that came in over HTTP/1.x). Absent otherwise; see poolFor.
+   */
+  readonly h2Pool?: Upstream;
   /** Requests in flight from this proxy; read by least-request balancing. */
   active: number;
 }
@@ -23,6 +28,11 @@ export interface EndpointState {
 /** What an endpoint's state is kept by: see EndpointState.id. */
 export function endpointId(host: string, port: number, transport: Transport = HTTP1): string {
   return `${host}:${port}|${transportId(transport)}`;
+}
+
+/** The pool for a request that came in over `clientProtocol`: its own on a `useClientProtocol` cluster, else the cluster's one. */
+export function poolFor(state: EndpointState, clientProtocol: UpstreamProtocol): Upstream {
+  return clientProtocol === 'h2' && state.h2Pool ? state.h2Pool : state.pool;
 }
 
 /**
@@ -57,9 +67,33 @@ export class EndpointStates {
 
   /** The state of a cluster's endpoint, spoken to as the cluster says (see TlsMaterial.transportFor). */
   forEndpoint(cluster: ClusterConfig, endpoint: EndpointConfig): EndpointState {
-    const transport = this.tls.transportFor(cluster, endpoint);
     const pool = poolSettings(cluster);
+    if (cluster.useClientProtocol) {
+      const [http1, h2] = (['http1', 'h2'] as const).map((p) => {
+        const t = this.tls.transportFor(cluster, endpoint, p);
+        return pool ? { ...t, pool } : t;
+      });
+      return this.withClientProtocol(endpoint.host, endpoint.port, http1, h2);
+    }
+    const transport = this.tls.transportFor(cluster, endpoint);
     return this.get(endpoint.host, endpoint.port, pool ? { ...transport, pool } : transport);
+  }
+
+  /**
+   * A `useClientProtocol` state: a pool per protocol and one in-flight count for balancing. The
+   * pools are its own, not shared with clusters of fixed protocol (to a sidecar its HTTP/1.1 pool
+   * offers only `http/1.1`, theirs lets the peer choose h2). Its id is the HTTP/1.1 transport's
+   * (the h2 one differs only in protocol) marked `|client`.
+   */
+  private withClientProtocol(host: string, port: number, http1: Transport, h2: Transport): EndpointState {
+    const id = `${endpointId(host, port, http1)}|client`;
+    let s = this.states.get(id);
+    if (!s) {
+      const key = `${host}:${port}`;
+      s = { key, id, transport: http1, pool: createUpstream(key, http1), h2Pool: createUpstream(key, h2), active: 0 };
+      this.states.set(id, s);
+    }
+    return s;
   }
 
   get(host: string, port: number, transport: Transport = HTTP1): EndpointState {
@@ -87,6 +121,7 @@ export class EndpointStates {
       if (keep.has(id)) continue;
       this.states.delete(id);
       s.pool.close().catch(() => {});
+      s.h2Pool?.close().catch(() => {});
     }
     for (const joined of this.members.values()) for (const key of joined.keys()) if (!addresses.has(key)) joined.delete(key);
   }
@@ -95,6 +130,6 @@ export class EndpointStates {
     this.clusters.close();
     const all = [...this.states.values()];
     this.states.clear();
-    await Promise.allSettled(all.map((s) => s.pool.close()));
+    await Promise.allSettled(all.flatMap((s) => (s.h2Pool ? [s.pool.close(), s.h2Pool.close()] : [s.pool.close()])));
   }
 }

@@ -90,14 +90,22 @@ export class TlsMaterial {
    * How the proxy speaks to an endpoint of the cluster. Istio's auto mTLS: a Weft sidecar gets mTLS
    * unless the DestinationRule says DISABLE or its PeerAuthentication does (SIMPLE is for endpoints outside the mesh);
    * ISTIO_MUTUAL gives every endpoint mTLS; other endpoints get SIMPLE TLS when asked, else plaintext.
+   * `clientProtocol` (the pool of a `useClientProtocol` cluster for requests that came in that
+   * protocol) replaces the cluster's protocol. To a peer sidecar only it is offered by ALPN (Istio's
+   * hop between sidecars is in the client cluster's protocol, here the request's); over SIMPLE or
+   * MUTUAL TLS an HTTP/1.1 one still offers `h2` and `http/1.1` and speaks what the server picks.
    */
-  transportFor(cluster: ClusterConfig, endpoint: EndpointConfig): Transport {
+  transportFor(cluster: ClusterConfig, endpoint: EndpointConfig, clientProtocol?: UpstreamProtocol): Transport {
+    const protocol = clientProtocol ?? cluster.protocol;
     const mode = cluster.tls?.mode;
     if (mode === 'ISTIO_MUTUAL' || (endpoint.sidecar && endpoint.mtls !== false && mode !== 'DISABLE' && this.mesh)) {
-      return { protocol: cluster.protocol, mtls: { peer: endpoint.identity, client: this.mesh ?? NO_CERTIFICATE } };
+      const mesh = this.mesh ?? NO_CERTIFICATE;
+      // The peer's inbound side prefers h2 when offered it, which would not keep the client's HTTP/1.1.
+      const client: MeshTlsClient = clientProtocol === 'http1' ? { connect: (host, port, _alpn, peer) => mesh.connect(host, port, ['http/1.1'], peer) } : mesh;
+      return { protocol, mtls: { peer: endpoint.identity, client } };
     }
     const tls = (mode === 'SIMPLE' || mode === 'MUTUAL') && !endpoint.sidecar ? cluster.tls! : undefined;
-    if (!tls) return cluster.protocol === 'h2' ? H2C : HTTP1;
+    if (!tls) return protocol === 'h2' ? H2C : HTTP1;
     const file = (path: string | undefined) => {
       if (!path) return undefined;
       let pem = this.files.get(path);
@@ -107,7 +115,7 @@ export class TlsMaterial {
       }
       return pem;
     };
-    return { protocol: cluster.protocol, tls: { config: tls, ca: file(tls.caCertificates), cert: file(tls.clientCertificate), key: file(tls.privateKey) } };
+    return { protocol, tls: { config: tls, ca: file(tls.caCertificates), cert: file(tls.clientCertificate), key: file(tls.privateKey) } };
   }
 }
 
