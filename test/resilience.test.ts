@@ -13,7 +13,9 @@ import { request } from 'undici';
 import { weftUp, freePort, agent, type RunningWeft } from './helpers/mesh.ts';
 import { serviceFor } from './helpers/recorder.ts';
 import { faulty, type Faulty } from './helpers/faulty.ts';
-import { createServer as createTcpServer, type AddressInfo, type Server } from 'node:net';
+import { createServer as createTcpServer, createConnection, type AddressInfo, type Server } from 'node:net';
+import { createServer as createHttpServer, type IncomingHttpHeaders, type Server as HttpServer } from 'node:http';
+import { WebSocketServer, WebSocket as WsClient } from 'ws';
 
 const dr = (host: string, policy: string) =>
   `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: ${host}}\nspec:\n  host: ${host}\n  trafficPolicy: ${policy}\n`;
@@ -314,5 +316,338 @@ describe('resilience through the mesh', () => {
     assert.equal(up.hangs.hits, 1000);
     await until('the upstream connections to close', async () => (await up.hangs.connections()) === 0, 5000);
     await until('the proxy sockets to close', async () => (await sockets()) <= baseline + 2, 5000);
+  });
+});
+
+/** An upstream for the tests below: counts what reaches it, and closes for good. */
+interface Upstream {
+  port: number;
+  hits: number;
+  close(): Promise<void>;
+}
+
+async function listen(server: HttpServer, extra: { close?: () => void } = {}): Promise<Upstream> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const u: Upstream = {
+    port: (server.address() as AddressInfo).port,
+    hits: 0,
+    close: () =>
+      new Promise<void>((resolve) => {
+        extra.close?.();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+  return u;
+}
+
+/**
+ * A server-sent event stream that starts well (200, two events) and then: `cut` destroys its
+ * connection, `stall` goes silent, `ok` ends cleanly, `forever` ticks until the caller leaves.
+ */
+async function sseUpstream(kind: 'cut' | 'stall' | 'ok' | 'forever'): Promise<Upstream> {
+  const server = createHttpServer((req, res) => {
+    u.hits++;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    res.write('data: 0\n\n');
+    const t = setTimeout(() => {
+      res.write('data: 1\n\n');
+      if (kind === 'cut') setTimeout(() => req.socket.destroy(), 30);
+      else if (kind === 'ok') res.end('data: [DONE]\n\n');
+    }, 30);
+    const tick = kind === 'forever' ? setInterval(() => res.write('data: tick\n\n'), 20) : undefined;
+    res.on('close', () => {
+      clearTimeout(t);
+      clearInterval(tick);
+    });
+  });
+  const u = await listen(server);
+  return u;
+}
+
+/** A WebSocket echo (plain HTTP answered 200 too) that drops the connection soon on `/hangup…`; `hits` counts upgrades that reached it. */
+async function wsUpstream(): Promise<Upstream> {
+  const server = createHttpServer((_req, res) => res.end('plain'));
+  const wss = new WebSocketServer({ server });
+  wss.on('connection', (ws, req) => {
+    u.hits++;
+    ws.on('message', (m) => ws.send(`echo ${m.toString()}`));
+    if (req.url?.startsWith('/hangup')) setTimeout(() => ws.terminate(), 50);
+  });
+  const u = await listen(server, { close: () => wss.close() });
+  return u;
+}
+
+/** Refuses every upgrade with a 403 and keeps the connection open (keep-alive) until the caller ends it. */
+async function refusingUpstream(): Promise<Upstream> {
+  const server = createHttpServer((_req, res) => res.end('plain'));
+  server.on('upgrade', (_req, socket) => {
+    u.hits++;
+    socket.on('error', () => {});
+    socket.on('end', () => socket.end());
+    socket.write('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n');
+  });
+  const u = await listen(server);
+  return u;
+}
+
+describe('circuit limits on WebSocket upgrades, and streams cut after their headers', () => {
+  let weft: RunningWeft;
+  let accessLog: string;
+  let edgeAdmin: string;
+  let deadPort: number;
+  const up: Record<string, Upstream> = {};
+
+  before(async () => {
+    up.ws = await wsUpstream();
+    up.wsQueue = await wsUpstream();
+    up.wsCut = await wsUpstream();
+    up.refuser = await refusingUpstream();
+    up.cutter = await sseUpstream('cut');
+    up.cutGood = await sseUpstream('ok');
+    up.staller = await sseUpstream('stall');
+    up.idleGood = await sseUpstream('ok');
+    up.abortA = await sseUpstream('forever');
+    up.abortB = await sseUpstream('forever');
+    deadPort = await freePort();
+    const oneRequest = '{connectionPool: {http: {http2MaxRequests: 1}}}';
+    const outlier = (n: number) => `{loadBalancer: {simple: ROUND_ROBIN}, outlierDetection: {consecutive5xxErrors: ${n}, interval: 100ms, baseEjectionTime: 30s, maxEjectionPercent: 50}}`;
+    const docs = [
+      serviceFor('ws-limited', [{ name: 'ws', port: up.ws.port }]),
+      dr('ws-limited', oneRequest),
+      serviceFor('ws-queue', [{ name: 'ws-queue', port: up.wsQueue.port }]),
+      dr('ws-queue', '{connectionPool: {tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 1}}}'),
+      serviceFor('ws-cut', [{ name: 'ws-cut', port: up.wsCut.port }]),
+      dr('ws-cut', oneRequest),
+      serviceFor('ws-refused', [{ name: 'refuser', port: up.refuser.port }]),
+      dr('ws-refused', oneRequest),
+      serviceFor('ws-dead', [{ name: 'ws-dead', port: deadPort }]),
+      dr('ws-dead', oneRequest),
+      serviceFor('cuts', [{ name: 'cutter', port: up.cutter.port }, { name: 'cut-good', port: up.cutGood.port }]),
+      dr('cuts', outlier(3)),
+      serviceFor('idles', [{ name: 'staller', port: up.staller.port }, { name: 'idle-good', port: up.idleGood.port }]),
+      dr('idles', outlier(2)),
+      vs('idles', '  - route: [{destination: {host: idles}}]\n', '{weft.dev/idle-timeout: 300ms}'),
+      serviceFor('aborts', [{ name: 'abort-a', port: up.abortA.port }, { name: 'abort-b', port: up.abortB.port }]),
+      dr('aborts', outlier(2)),
+    ];
+    const dir = await mkdtemp(join(tmpdir(), 'weft-resilience-ws-'));
+    await mkdir(join(dir, 'mesh'));
+    accessLog = join(dir, 'access.log');
+    await writeFile(join(dir, 'mesh', 'mesh.yaml'), docs.join('---\n'));
+    weft = await weftUp(dir, ['-f', join(dir, 'mesh'), '--access-log', accessLog]);
+    edgeAdmin = (await weft.status()).proxies.find((p) => p.id === 'weft-system/edge')!.listeners.admin!;
+  });
+
+  after(async () => {
+    if (process.env.WEFT_TEST_DEBUG) process.stderr.write(weft?.proc.output() ?? '');
+    if (weft) await weft.stop();
+    for (const u of Object.values(up)) await u.close();
+  });
+
+  interface Stats {
+    clusters: Record<string, { circuitBreakers?: { active: number; pending: number; overflow: number } }>;
+    ejections: Ejection[];
+  }
+  const stats = async () => (await (await fetch(`http://${edgeAdmin}/stats`)).json()) as Stats;
+  const breakers = async (host: string) => (await stats()).clusters[cluster(host)]?.circuitBreakers;
+  const ejectionsOf = async (host: string) => (await stats()).ejections.filter((e) => e.cluster === cluster(host));
+  const until = async (what: string, check: () => Promise<boolean> | boolean, ms = 5000) => {
+    const end = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+      await sleep(25);
+    }
+  };
+  const logged = (re: RegExp) => until(`the access log line ${re}`, async () => re.test(await readFile(accessLog, 'utf8')));
+
+  /** `p`, or a failure after `ms` (a regression that leaks a request must fail, not hang). */
+  const within = <T>(what: string, p: Promise<T>, ms = 5000): Promise<T> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_r, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)));
+    return Promise.race([p, late]).finally(() => clearTimeout(timer));
+  };
+
+  /** An upgrade through the edge: the open socket, or the status and headers it was refused with. */
+  const upgrade = (host: string, path: string) =>
+    within(`the upgrade to ${host}${path}`, new Promise<{ ws?: WsClient; status: number; headers: IncomingHttpHeaders; body: string }>((resolve, reject) => {
+      const ws = new WsClient(`ws://${weft.edge}${path}`, { headers: { host } });
+      ws.once('open', () => resolve({ ws, status: 101, headers: {}, body: '' }));
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => {
+          ws.on('error', () => {});
+          ws.terminate();
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+        });
+      });
+      ws.once('error', reject);
+    }));
+  const closed = (ws: WsClient) => within('the socket to close', new Promise<void>((r) => (ws.readyState === WsClient.CLOSED ? r() : ws.once('close', () => r()))));
+  const echo = (ws: WsClient, text: string) =>
+    new Promise<string>((resolve) => {
+      ws.once('message', (m) => resolve(m.toString()));
+      ws.send(text);
+    });
+  const get = async (host: string, path: string) => {
+    const r = await request(`http://${weft.edge}${path}`, { headers: { host }, dispatcher: agent });
+    return { status: r.statusCode, headers: r.headers, body: await r.body.text() };
+  };
+
+  test('http2MaxRequests 1: an open WebSocket holds the one request; another upgrade or request overflows 503 UO until it closes', async () => {
+    const first = await upgrade('ws-limited', '/ws/1');
+    assert.equal(first.status, 101);
+    assert.equal(await echo(first.ws!, 'hi'), 'echo hi');
+    assert.equal((await breakers('ws-limited'))?.active, 1);
+    // While it is open: a second upgrade overflows at once, without reaching the upstream ...
+    const second = await upgrade('ws-limited', '/ws/2');
+    assert.equal(second.status, 503);
+    assert.equal(second.headers['x-envoy-overloaded'], 'true');
+    assert.match(second.body, /overflow/);
+    assert.equal(up.ws.hits, 1);
+    // ... and so does a plain request to the same service.
+    const plain = await get('ws-limited', '/plain');
+    assert.equal(plain.status, 503);
+    assert.equal(plain.headers['x-envoy-overloaded'], 'true');
+    await logged(/"path":"\/ws\/2","status":503,"response_flags":"UO"/);
+    assert.match(
+      await (await fetch(`http://${edgeAdmin}/metrics`)).text(),
+      /istio_requests_total\{reporter="source",[^}]*destination_service="ws-limited\.default\.svc\.cluster\.local"[^}]*response_code="503",[^}]*response_flags="UO"\} 2/,
+    );
+    // Closed: released once, and the next upgrade goes through (again and again).
+    first.ws!.close();
+    await closed(first.ws!);
+    await until('the upgrade to release its request', async () => (await breakers('ws-limited'))?.active === 0);
+    for (let i = 3; i < 6; i++) {
+      const next = await upgrade('ws-limited', `/ws/${i}`);
+      assert.equal(next.status, 101, `upgrade ${i}`);
+      assert.equal(await echo(next.ws!, `n${i}`), `echo n${i}`);
+      next.ws!.close();
+      await closed(next.ws!);
+      await until('the upgrade to release its request', async () => (await breakers('ws-limited'))?.active === 0);
+    }
+    assert.equal((await get('ws-limited', '/plain')).status, 200);
+    assert.equal(up.ws.hits, 4);
+    assert.equal((await breakers('ws-limited'))?.overflow, 2);
+  });
+
+  test('maxConnections 1: a second upgrade waits for the first to close, a third overflows; one that gives up while waiting leaves the queue', async () => {
+    const first = await upgrade('ws-queue', '/q/1');
+    assert.equal(first.status, 101);
+    let secondOpen = false;
+    const second = upgrade('ws-queue', '/q/2').then((r) => ((secondOpen = r.status === 101), r));
+    await until('the second upgrade to queue', async () => (await breakers('ws-queue'))?.pending === 1);
+    const third = await upgrade('ws-queue', '/q/3');
+    assert.deepEqual([third.status, third.headers['x-envoy-overloaded']], [503, 'true']);
+    await sleep(100);
+    assert.equal(secondOpen, false);
+    assert.equal(up.wsQueue.hits, 1);
+    first.ws!.close();
+    const s = await within('the queued upgrade', second);
+    assert.equal(s.status, 101);
+    assert.equal(await echo(s.ws!, 'late'), 'echo late');
+    assert.equal(up.wsQueue.hits, 2);
+    // A client that leaves while queued (TCP FIN from ws terminate) frees its place; the upstream never sees it.
+    const queued = new WsClient(`ws://${weft.edge}/q/4`, { headers: { host: 'ws-queue' } });
+    queued.on('error', () => {});
+    await until('the fourth upgrade to queue', async () => (await breakers('ws-queue'))?.pending === 1);
+    queued.terminate();
+    await until('the queue to empty', async () => (await breakers('ws-queue'))?.pending === 0);
+    s.ws!.close();
+    await closed(s.ws!);
+    await until('every upgrade to release', async () => (await breakers('ws-queue'))?.active === 0);
+    const fifth = await upgrade('ws-queue', '/q/5');
+    assert.equal(fifth.status, 101);
+    fifth.ws!.close();
+    await closed(fifth.ws!);
+    assert.equal(up.wsQueue.hits, 3);
+    await until('every upgrade to release', async () => (await breakers('ws-queue'))?.active === 0);
+  });
+
+  test('an upgrade releases its request on every way out: connect failure, refused upgrade, client that terminates', async () => {
+    // Connection refused (the mesh default retries it): 503 UF, twice — a leak would make the second UO.
+    for (const path of ['/d/1', '/d/2']) {
+      const r = await upgrade('ws-dead', path);
+      assert.equal(r.status, 503);
+      assert.equal(r.headers['x-envoy-overloaded'], undefined);
+    }
+    await logged(/"path":"\/d\/2","status":503,"response_flags":"UF"/);
+    assert.equal((await breakers('ws-dead'))?.active, 0);
+    // Refused by the upstream (403), which keeps its connection until the caller ends it: released when the caller does.
+    for (const path of ['/r/1', '/r/2', '/r/3']) assert.equal((await upgrade('ws-refused', path)).status, 403);
+    assert.equal(up.refuser.hits, 3);
+    await until('the refused upgrades to release', async () => (await breakers('ws-refused'))?.active === 0);
+    // A client that terminates (FIN, no close frame): the upstream hears of it and the request is released.
+    for (let i = 0; i < 3; i++) {
+      const r = await upgrade('ws-cut', `/c/${i}`);
+      assert.equal(r.status, 101, `upgrade ${i}`);
+      r.ws!.terminate();
+      await until('the terminated upgrade to release', async () => (await breakers('ws-cut'))?.active === 0);
+    }
+    // The upstream hangs up while the client keeps its end open: released when the upstream closed, not when both have.
+    const raw = createConnection({ host: weft.edge.split(':')[0], port: Number(weft.edge.split(':')[1]), allowHalfOpen: true });
+    let answer = '';
+    raw.on('data', (c: Buffer) => (answer += c.toString('latin1')));
+    raw.write('GET /hangup HTTP/1.1\r\nHost: ws-cut\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    await until('the upgrade', () => answer.startsWith('HTTP/1.1 101'));
+    await until('the hang-up to release the request', async () => (await breakers('ws-cut'))?.active === 0);
+    assert.equal(raw.destroyed, false, 'the client still holds its end');
+    raw.destroy();
+    assert.equal(up.wsCut.hits, 4);
+    assert.equal((await breakers('ws-cut'))?.overflow, 0);
+  });
+
+  /** A stream read to its end: whether it broke (an error) after a 200. */
+  const readStream = async (host: string, path: string) => {
+    const r = await request(`http://${weft.edge}${path}`, { headers: { host }, dispatcher: agent });
+    const broke = await r.body.text().then(
+      () => false,
+      () => true,
+    );
+    return { status: r.statusCode, broke };
+  };
+
+  test('streams cut by the upstream after their headers count: N cut streams in a row eject the endpoint', async () => {
+    const seen: Array<{ status: number; broke: boolean }> = [];
+    for (let i = 0; i < 20 && up.cutter.hits < 3; i++) seen.push(await readStream('cuts', `/cut/${i}`));
+    assert.equal(up.cutter.hits, 3);
+    // Every stream started with a 200; the cut ones broke for the caller (never a clean end).
+    assert.ok(seen.every((r) => r.status === 200));
+    assert.equal(seen.filter((r) => r.broke).length, 3);
+    await until('the ejection', async () => (await ejectionsOf('cuts')).length === 1);
+    const [ejection] = await ejectionsOf('cuts');
+    assert.equal(ejection.endpoint, `127.0.0.1:${up.cutter.port}`);
+    assert.equal(ejection.reason, 'consecutive_5xx');
+    for (let i = 0; i < 6; i++) assert.deepEqual(await readStream('cuts', `/after/${i}`), { status: 200, broke: false });
+    assert.equal(up.cutter.hits, 3);
+    await logged(/"path":"\/cut\/\d+","status":200,"response_flags":"UC"/);
+  });
+
+  test('the idle timeout cutting a silent stream counts too', async () => {
+    for (let i = 0; i < 12 && up.staller.hits < 2; i++) {
+      const r = await readStream('idles', `/idle/${i}`);
+      assert.equal(r.status, 200);
+    }
+    assert.equal(up.staller.hits, 2);
+    await until('the ejection', async () => (await ejectionsOf('idles')).length === 1);
+    assert.equal((await ejectionsOf('idles'))[0].endpoint, `127.0.0.1:${up.staller.port}`);
+    for (let i = 0; i < 4; i++) assert.deepEqual(await readStream('idles', `/after/${i}`), { status: 200, broke: false });
+    assert.equal(up.staller.hits, 2);
+    await logged(/"path":"\/idle\/\d+","status":200,"response_flags":"SI"/);
+  });
+
+  test('a client that aborts mid-stream is not the upstream’s fault: no ejection, however often', async () => {
+    for (let i = 0; i < 8; i++) {
+      const ac = new AbortController();
+      const r = await request(`http://${weft.edge}/abort/${i}`, { headers: { host: 'aborts' }, signal: ac.signal, dispatcher: agent });
+      assert.equal(r.statusCode, 200);
+      for await (const _chunk of r.body) break;
+      ac.abort();
+      await logged(new RegExp(`"path":"/abort/${i}","status":200,"response_flags":"DC"`));
+    }
+    assert.equal(up.abortA.hits + up.abortB.hits, 8);
+    assert.ok(up.abortA.hits >= 2 && up.abortB.hits >= 2);
+    assert.deepEqual(await ejectionsOf('aborts'), []);
   });
 });

@@ -43,6 +43,7 @@ import { poolFor } from './upstream/endpoints.ts';
 import type { UpstreamResponse } from './upstream/upstream.ts';
 import type { ClusterState } from './upstream/cluster-state.ts';
 import type { Go, RetryTicket } from './upstream/limits.ts';
+import type { OutlierOutcome } from './upstream/outlier.ts';
 import { CacheTap, cacheable, FALLBACK_HEADER, triggerOf, type CompiledFallback, type FallbackKind } from './fallback/fallback.ts';
 import type { FallbackCache } from './fallback/cache.ts';
 import { setCookieValue } from './upstream/lb/hash-cookie.ts';
@@ -337,7 +338,7 @@ export function outboundHandler(deps: PipelineDeps) {
           idleTimeoutMs: action.idleTimeoutMs,
           tap: tap && ((c) => tap.push(c)),
         });
-        tried.release();
+        tried.release(r.failure);
         responseBytes = r.bytes;
         // The gRPC status of an answer with a body is in its trailers.
         grpcStatus = r.grpcStatus;
@@ -396,8 +397,12 @@ type Tried = (
       endpoint: UpstreamEndpoint;
       /** The body's first chunk when the first-byte timeout had it read (null: it ended empty). */
       first?: Buffer | null;
-      /** The try is over (answer relayed or discarded): give its connection and retry ticket back. */
-      release(): void;
+      /**
+       * The try is over (answer relayed or discarded): record its outcome for outlier detection —
+       * its status, or `cut`, the failure that broke its body (see bodyOutcome) — and give its
+       * connection and retry ticket back. Once; later calls do nothing.
+       */
+      release(cut?: ErrorCode): void;
     }
   | { kind: 'failure'; code: ErrorCode; endpoint?: UpstreamEndpoint }
 ) & {
@@ -472,10 +477,12 @@ async function tryCluster(cluster: CompiledCluster, call: UpstreamCall, retry: C
       releaseTicket();
     };
     const outcome = await tryOnce(endpoint, call, body, retry?.config);
-    state.record(endpoint.state.key, outcome.kind === 'response' ? { kind: 'response', status: outcome.data.statusCode } : { kind: 'local', code: outcome.code });
+    // Outlier detection hears of a failure or a discarded answer now, of the answer returned when its body has ended (release).
+    if (outcome.kind === 'local') state.record(endpoint.state.key, { kind: 'local', code: outcome.code });
     if (outcome.kind === 'response') {
       const status = outcome.data.statusCode;
       if (retryNow(n, retry?.retriable({ kind: 'response', status, grpcStatus: grpcStatusOf(outcome.data) }) ?? false)) {
+        state.record(endpoint.state.key, { kind: 'response', status });
         // Discard this answer; its abort error is expected, not a crash.
         outcome.data.body.on('error', () => {});
         outcome.data.body.destroy();
@@ -484,12 +491,16 @@ async function tryCluster(cluster: CompiledCluster, call: UpstreamCall, retry: C
         last = fail('UPSTREAM_RESET', endpoint);
         continue;
       }
+      let ended = false;
       return {
         kind: 'answer',
         data: outcome.data,
         endpoint,
         first: outcome.first,
-        release: () => {
+        release: (cut) => {
+          if (ended) return;
+          ended = true;
+          state.record(endpoint.state.key, bodyOutcome(status, cut));
           outcome.done();
           release();
         },
@@ -506,8 +517,26 @@ async function tryCluster(cluster: CompiledCluster, call: UpstreamCall, retry: C
   return last ? { ...last, retriesExhausted, retryOverflow } : fail('NO_HEALTHY_UPSTREAM');
 }
 
-/** The circuit limits' decision for one try, waiting (until the request is aborted) when queued. */
-async function admit(state: ClusterState, signal: AbortSignal): Promise<Go | 'overflow' | 'aborted'> {
+/**
+ * What an answer that was relayed or discarded tells outlier detection: its status — or, when the
+ * upstream broke its body (reset, connection cut) or went quiet past `weft.dev/idle-timeout`,
+ * that local-origin failure instead (Envoy: router onUpstreamReset and onPerTryIdleTimeout record
+ * LocalOriginConnectFailed and LocalOriginTimeout after the headers too). A client that left or
+ * the route timeout is not the endpoint's doing: the status stands (Envoy's onResponseTimeout
+ * records a timeout only for tries still awaiting headers).
+ *
+ * Unlike Envoy, which counts the status at the headers (onUpstreamHeaders) and the break on top,
+ * the answer counts once, when its body has ended: otherwise every 2xx would restart the run, and
+ * an endpoint that breaks every stream after its headers would never reach `consecutive5xxErrors`
+ * above 1. The first-byte timeout works the same way (a try whose first byte never came counts as
+ * the failure, never as its status).
+ */
+function bodyOutcome(status: number, cut: ErrorCode | undefined): OutlierOutcome {
+  return cut === 'UPSTREAM_RESET' || cut === 'STREAM_IDLE_TIMEOUT' ? { kind: 'local', code: cut } : { kind: 'response', status };
+}
+
+/** The circuit limits' decision for one try, waiting (until the request is aborted) when queued; WebSocket upgrades take theirs here too. */
+export async function admit(state: ClusterState, signal: AbortSignal): Promise<Go | 'overflow' | 'aborted'> {
   const a = state.admit();
   if (a.kind === 'go') return a;
   if (a.kind === 'overflow') return 'overflow';
@@ -660,7 +689,7 @@ async function answerFallback(
           first: t.first,
           idleTimeoutMs: c.action.idleTimeoutMs,
         });
-        t.release();
+        t.release(r.failure);
         return { kind: 'route', status: t.data.statusCode, bytes: r.bytes, grpcStatus: r.grpcStatus, endpoint: t.endpoint, failure: r.failure };
       }
       if (t.kind === 'answer') discard(t);

@@ -5,7 +5,9 @@
 //
 // What applies as for any request: route match, direct responses, redirects, fault injection, the
 // split, `rewrite.uri`/`rewrite.authority`, request header operations, consistent hashing on
-// request properties, retries of connect failures on another endpoint. What does not: response
+// request properties, the circuit limits (an upgrade is an active request on the cluster until
+// either side closes: overflow is 503 `UO` before anything reaches the upstream, a full pool
+// queues it), retries of connect failures on another endpoint. What does not: response
 // header operations and CORS (the answer passes through as bytes), the route timeout (an upgraded
 // connection lives as long as its peers keep it), mirrors.
 
@@ -20,7 +22,8 @@ import { decideFault } from './routing/fault.ts';
 import { redirectLocation } from './routing/rewrite.ts';
 import { backoffMs } from './routing/retry.ts';
 import { forwardableHeaders } from './forward.ts';
-import { hashKey, pickEndpoint, requestView, resolveTarget, split, type PipelineDeps } from './pipeline.ts';
+import { admit, hashKey, pickEndpoint, requestView, resolveTarget, split, type PipelineDeps } from './pipeline.ts';
+import type { Go } from './upstream/limits.ts';
 import { connectRaw, HTTP1, type Transport } from './upstream/transport.ts';
 import { hostName } from './upstream/h2.ts';
 import { encodePeer, PEER_HEADER } from './observe/peer.ts';
@@ -95,16 +98,22 @@ export function outboundUpgradeHandler(deps: PipelineDeps) {
     dest.requestHeaders?.(headers);
     if (action.rewrite?.authority) headers.host = action.rewrite.authority;
 
-    // Pick and connect; a connect failure is retried on another endpoint when the policy says so.
+    // Pick, admit and connect; a connect failure is retried on another endpoint when the policy says so.
     const { key } = hashKey(cluster, req, target);
     const retry = route.retry;
     const tried = new Set<string>();
     const maxTries = 1 + (retry?.config.attempts ?? 0);
+    // A client that leaves before the upstream is there has given up: stop waiting.
+    const gone = new AbortController();
+    const onGone = () => gone.abort();
+    client.once('close', onGone);
     let endpoint: UpstreamEndpoint | undefined;
     let upstream: Socket | undefined;
     let failure: ErrorCode | undefined;
-    for (let n = 0; n < maxTries && !client.destroyed; n++) {
-      if (n > 0) await sleep(backoffMs(retry!.config, n, deps.random));
+    let go: Go | undefined;
+    for (let n = 0; n < maxTries && !gone.signal.aborted; n++) {
+      if (n > 0) await sleep(backoffMs(retry!.config, n, deps.random), undefined, { signal: gone.signal }).catch(() => {});
+      if (gone.signal.aborted) break;
       const picked = pickEndpoint(cluster, key, tried, retry?.config.avoidPreviousHosts ?? false);
       if (typeof picked === 'string') {
         failure = picked;
@@ -112,20 +121,36 @@ export function outboundUpgradeHandler(deps: PipelineDeps) {
       }
       endpoint = picked;
       tried.add(endpoint.state.key);
+      // Circuit limits as for any try: the upgraded connection is an active request on the cluster
+      // for as long as it lives (Envoy's pool counts the upgrade's stream until it ends).
+      const admitted = await admit(cluster.state, gone.signal);
+      if (admitted === 'overflow' || admitted === 'aborted') {
+        failure = admitted === 'overflow' ? 'OVERFLOW' : 'DOWNSTREAM_DISCONNECT';
+        break;
+      }
       try {
         upstream = await connectRaw(endpoint.config.host, endpoint.config.port, endpoint.state.transport, hostName(headers.host as string));
+        go = admitted;
         failure = undefined;
         break;
       } catch {
+        admitted.release();
         failure = 'UPSTREAM_CONNECT_FAILURE';
         cluster.state.record(endpoint.state.key, { kind: 'local', code: failure });
         if (!retry?.retriable({ kind: 'local', code: failure })) break;
       }
     }
+    client.off('close', onGone);
+    if (upstream && gone.signal.aborted) {
+      // The client left while the connection was being made.
+      upstream.destroy();
+      upstream = undefined;
+      go?.release();
+    }
     const metrics = endpoint?.metrics ?? cluster.unreachedMetrics;
-    if (!upstream) {
-      const err = new MeshError(client.destroyed ? 'DOWNSTREAM_DISCONNECT' : (failure ?? 'NO_HEALTHY_UPSTREAM'));
-      if (!client.destroyed) answer(client, err.status, {}, err.message + '\n');
+    if (!upstream || !go) {
+      const err = new MeshError(gone.signal.aborted ? 'DOWNSTREAM_DISCONNECT' : (failure ?? 'NO_HEALTHY_UPSTREAM'));
+      if (!gone.signal.aborted) answer(client, err.status, { ...err.headers }, err.message + '\n');
       const flag = [...faultFlags, err.flag].join(',');
       metrics.record(err.status, flag, '', performance.now() - start, 0, 0);
       deps.accessLog?.write(req, target, err.status, flag, route.config.name, endpoint?.state.key, start);
@@ -133,7 +158,12 @@ export function outboundUpgradeHandler(deps: PipelineDeps) {
     }
     if (endpoint!.config.sidecar) headers[PEER_HEADER] = encodePeer(rt.snapshot.proxy);
     endpoint!.state.active++;
+    // The admission is held until either side closes (refused upgrade, cut, clean close alike),
+    // not until both have: a client that keeps its end open after the upstream hung up holds nothing.
+    upstream.once('close', go.release);
+    client.once('close', go.release);
     const r = await passThrough(client, head, upstream, upgradeHead(req, path, headers));
+    go.release();
     endpoint!.state.active--;
     const flag = [...faultFlags, ...(r.failure ? [new MeshError(r.failure).flag] : [])].join(',') || '-';
     metrics.record(r.status, flag, '', performance.now() - start, r.requestBytes, r.responseBytes);

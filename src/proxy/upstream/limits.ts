@@ -19,6 +19,8 @@
 //   `upstream_rq_retry_overflow` and sets flag `UO` in the access log).
 // - A connection carries one request at a time over HTTP/1.1 and up to `maxConcurrentStreams`
 //   over HTTP/2, so with HTTP/2 `maxConnections` rarely makes anything wait.
+// - A WebSocket upgrade is admitted like any try and holds its `go` for as long as the upgraded
+//   connection lives (websocket.ts): Envoy's pool counts the upgrade's stream until it ends.
 //
 // The pool settings (connect and idle timeouts, requests per connection, keep-alive) ride along
 // in the config for whoever builds the connection pools; admission does not use them.

@@ -13,6 +13,7 @@ const s503: OutlierOutcome = { kind: 'response', status: 503 };
 const connectFailure: OutlierOutcome = { kind: 'local', code: 'UPSTREAM_CONNECT_FAILURE' };
 const reset: OutlierOutcome = { kind: 'local', code: 'UPSTREAM_RESET' };
 const timeout: OutlierOutcome = { kind: 'local', code: 'UPSTREAM_TIMEOUT' };
+const idle: OutlierOutcome = { kind: 'local', code: 'STREAM_IDLE_TIMEOUT' };
 
 const keys = (n: number) => Array.from({ length: n }, (_v, i) => `10.0.0.${i + 1}:80`);
 
@@ -127,6 +128,32 @@ describe('consecutive 5xx', () => {
     assert.equal(d.record(eps[0]!, timeout)?.reason, 'consecutive_5xx');
   });
 
+  it('a stream gone quiet past the idle timeout counts as a timeout (504): a 5xx and a gateway error', () => {
+    const a = detector({ consecutive5xxErrors: 3, maxEjectionPercent: 100 });
+    a.d.record(a.eps[0]!, idle);
+    a.d.record(a.eps[0]!, reset);
+    assert.equal(a.d.isEjected(a.eps[0]!), false);
+    assert.equal(a.d.record(a.eps[0]!, idle)?.reason, 'consecutive_5xx');
+    const g = detector({ consecutive5xxErrors: 0, consecutiveGatewayErrors: 2, maxEjectionPercent: 100 });
+    g.d.record(g.eps[0]!, idle);
+    assert.equal(g.d.record(g.eps[0]!, idle)?.reason, 'consecutive_gateway_failure');
+  });
+
+  it('streams cut after their headers: N cuts in a row eject only if the 200 is not counted first', () => {
+    // Envoy's order (the status at the headers, then the reset) restarts the run every time ...
+    const envoy = detector({ consecutive5xxErrors: 3, maxEjectionPercent: 100 });
+    for (let i = 0; i < 5; i++) {
+      envoy.d.record(envoy.eps[0]!, ok);
+      envoy.d.record(envoy.eps[0]!, reset);
+    }
+    assert.equal(envoy.d.isEjected(envoy.eps[0]!), false);
+    // ... so the pipeline counts a relayed answer once, when its body ends: the cut instead of the 200.
+    const weft = detector({ consecutive5xxErrors: 3, maxEjectionPercent: 100 });
+    weft.d.record(weft.eps[0]!, reset);
+    weft.d.record(weft.eps[0]!, idle);
+    assert.equal(weft.d.record(weft.eps[0]!, reset)?.reason, 'consecutive_5xx');
+  });
+
   it('outcomes that are not the endpoint’s doing are ignored', () => {
     const { d, eps } = detector({ consecutive5xxErrors: 2, maxEjectionPercent: 100 });
     d.record(eps[0]!, s500);
@@ -208,6 +235,12 @@ describe('splitExternalLocalOriginErrors', () => {
     assert.equal(d.isEjected(eps[0]!), false);
     d.record(eps[0]!, reset);
     assert.equal(d.record(eps[0]!, connectFailure)?.reason, 'consecutive_local_origin_failure');
+  });
+
+  it('the idle timeout of a stream is a local-origin failure, not a 5xx', () => {
+    const { d, eps } = detector({ ...split, consecutive5xxErrors: 1, consecutiveLocalOriginFailures: 1 });
+    assert.equal(d.record(eps[0]!, idle)?.reason, 'consecutive_local_origin_failure');
+    assert.equal(d.stats().detected.consecutive_5xx, 0);
   });
 });
 

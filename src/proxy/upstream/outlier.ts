@@ -59,10 +59,10 @@ export function checkOutlierConfig(c: OutlierConfig): void {
 
 /**
  * How one try of a request ended, as the detector sees it. `response`: the endpoint answered
- * (its status). `local`: no answer — the mesh's error code says why. Only the upstream's
- * local-origin codes count (connect failure, reset, timeout); others (the client left, no
- * healthy upstream) say nothing about the endpoint and are ignored. A pipeline's `TryResult`
- * fits as is.
+ * (its status). `local`: no answer, or an answer cut mid-body — the mesh's error code says why.
+ * Only the upstream's local-origin codes count (connect failure, reset, timeout, the idle
+ * timeout of a stream); others (the client left, no healthy upstream) say nothing about the
+ * endpoint and are ignored. A pipeline's `TryResult` fits as is.
  */
 export type OutlierOutcome = { kind: 'response'; status: number } | { kind: 'local'; code: ErrorCode };
 
@@ -295,6 +295,8 @@ function localFailure(code: ErrorCode): 'connect' | 'reset' | 'timeout' | undefi
     case 'UPSTREAM_RESET':
       return 'reset';
     case 'UPSTREAM_TIMEOUT':
+    // A body gone quiet past `weft.dev/idle-timeout`: Envoy's per_try_idle_timeout, a LocalOriginTimeout.
+    case 'STREAM_IDLE_TIMEOUT':
       return 'timeout';
     default:
       return undefined;
