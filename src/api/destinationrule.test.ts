@@ -93,7 +93,7 @@ test('policies Weft does not implement yet are warned about, field by field', ()
     host: r
     trafficPolicy:
       loadBalancer: {simple: PASSTHROUGH, warmup: {duration: 10s}}
-      connectionPool: {tcp: {maxConnections: 10, maxConnectionDuration: 1h}, http: {useClientProtocol: true}}
+      connectionPool: {tcp: {maxConnections: 10, maxConnectionDuration: 1h, tcpKeepalive: {time: 60s, probes: 3, interval: 10s}}, http: {useClientProtocol: true, http2KeepAlive: {interval: 10s, timeout: 5s}}}
       outlierDetection: {consecutive5xxErrors: 3}
       tls: {mode: ISTIO_MUTUAL}
       portLevelSettings:
@@ -109,9 +109,10 @@ test('policies Weft does not implement yet are warned about, field by field', ()
   assert.deepEqual(errorKeys(result), []);
   assert.deepEqual(warnings(result).map((d) => `${d.code} ${d.path}`), [
     'NOT_IMPLEMENTED spec.trafficPolicy.loadBalancer.simple',
-    // connectionPool (but these two fields) and outlierDetection are implemented at every level.
-    'NOT_IMPLEMENTED spec.trafficPolicy.connectionPool.tcp.maxConnectionDuration',
-    'NOT_IMPLEMENTED spec.trafficPolicy.connectionPool.http.useClientProtocol',
+    // connectionPool and outlierDetection are implemented at every level, but for what Node
+    // cannot set: the keepalive probes' count and interval.
+    'NOT_IMPLEMENTED spec.trafficPolicy.connectionPool.tcp.tcpKeepalive.probes',
+    'NOT_IMPLEMENTED spec.trafficPolicy.connectionPool.tcp.tcpKeepalive.interval',
     // tls ISTIO_MUTUAL (mTLS with the workload certificate), SIMPLE and DISABLE are implemented.
   ]);
   const mutual = dr('host: r\ntrafficPolicy: {tls: {mode: MUTUAL, clientCertificate: /c.pem, privateKey: /k.pem}}');
