@@ -566,16 +566,19 @@ type TryOnce =
  */
 async function tryOnce(endpoint: UpstreamEndpoint, call: UpstreamCall, body: Readable | undefined, retry: RetryPolicyConfig | undefined): Promise<TryOnce> {
   const started = performance.now();
-  const ac = new AbortController();
-  const onAbort = () => ac.abort();
-  call.signal.addEventListener('abort', onAbort, { once: true });
-  const unlink = () => call.signal.removeEventListener('abort', onAbort);
+  // A try of its own to abort only when a timer of its own may cut it; otherwise the request's
+  // signal is the try's (one AbortController and listener less per request on the hot path).
+  const ownSignal = Boolean(retry?.perTryTimeoutMs || call.firstByteTimeoutMs);
+  const ac = ownSignal ? new AbortController() : undefined;
+  const onAbort = () => ac!.abort();
+  if (ac) call.signal.addEventListener('abort', onAbort, { once: true });
+  const unlink = ac ? () => call.signal.removeEventListener('abort', onAbort) : noop;
   let timedOut = false;
   const timeout = (ms: number | undefined) =>
     ms
       ? setTimeout(() => {
           timedOut = true;
-          ac.abort();
+          ac!.abort();
         }, ms)
       : undefined;
   const perTry = timeout(retry?.perTryTimeoutMs);
@@ -586,7 +589,7 @@ async function tryOnce(endpoint: UpstreamEndpoint, call: UpstreamCall, body: Rea
   endpoint.state.active++;
   let t: TryOutcome;
   try {
-    t = await tryUpstream({ pool: poolFor(endpoint.state, call.clientProtocol), method: call.method, path: call.path, headers, body, signal: ac.signal }, () => timedOut || call.timedOut());
+    t = await tryUpstream({ pool: poolFor(endpoint.state, call.clientProtocol), method: call.method, path: call.path, headers, body, signal: ac?.signal ?? call.signal }, () => timedOut || call.timedOut());
   } finally {
     endpoint.state.active--;
     if (perTry) clearTimeout(perTry);
@@ -608,6 +611,8 @@ async function tryOnce(endpoint: UpstreamEndpoint, call: UpstreamCall, body: Rea
   }
   return { kind: 'response', data: t.data, first, done: unlink };
 }
+
+const noop = () => {};
 
 /** Give back what an answer that will not be relayed holds. */
 function discard(t: Extract<Tried, { kind: 'answer' }>): void {
