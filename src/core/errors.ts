@@ -6,6 +6,7 @@ export type ErrorCode =
   | 'NO_HEALTHY_UPSTREAM'
   | 'UPSTREAM_CONNECT_FAILURE'
   | 'UPSTREAM_RESET'
+  | 'UPSTREAM_REFUSED_STREAM'
   | 'UPSTREAM_TIMEOUT'
   | 'STREAM_IDLE_TIMEOUT'
   | 'OVERFLOW'
@@ -42,6 +43,16 @@ const SHAPES: Record<ErrorCode, ErrorShape> = {
     source: 'upstream',
     retriable: true,
     body: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
+  },
+  // The upstream refused the stream unprocessed (HTTP/2 REFUSED_STREAM, or a stream above a GOAWAY's
+  // last stream id), so any method may be retried: Envoy's RemoteRefusedStreamReset, which its
+  // router flags UR (upstream remote reset) and `refused-stream` retries.
+  UPSTREAM_REFUSED_STREAM: {
+    status: 503,
+    flag: 'UR',
+    source: 'upstream',
+    retriable: true,
+    body: 'upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset',
   },
   UPSTREAM_TIMEOUT: { status: 504, flag: 'UT', source: 'upstream', retriable: true, body: 'upstream request timeout' },
   // Weft's idle timeout between chunks of an answer (Envoy's stream idle timeout, flag SI).

@@ -333,6 +333,8 @@ const CONNECT_FAILURES = new Set([
 function classify(err: unknown): ErrorCode {
   const code = (err as { code?: string })?.code ?? '';
   if (CONNECT_FAILURES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) return 'UPSTREAM_CONNECT_FAILURE';
+  // The HTTP/2 upstream tells a stream the server never processed from other resets (h2.ts).
+  if (code === 'UPSTREAM_REFUSED_STREAM') return 'UPSTREAM_REFUSED_STREAM';
   return 'UPSTREAM_RESET';
 }
 

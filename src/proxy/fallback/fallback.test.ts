@@ -18,6 +18,7 @@ test('triggers: unavailable (no healthy endpoint, connect failure, reset before 
   assert.equal(triggerOf('NO_HEALTHY_UPSTREAM'), 'unavailable');
   assert.equal(triggerOf('UPSTREAM_CONNECT_FAILURE'), 'unavailable');
   assert.equal(triggerOf('UPSTREAM_RESET'), 'unavailable');
+  assert.equal(triggerOf('UPSTREAM_REFUSED_STREAM'), 'unavailable', 'a stream refused unprocessed is a reset before an answer');
   assert.equal(triggerOf('OVERFLOW'), 'overflow');
   assert.equal(triggerOf('UPSTREAM_TIMEOUT'), 'timeout');
   assert.equal(triggerOf('DOWNSTREAM_DISCONNECT'), undefined);

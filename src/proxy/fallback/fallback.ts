@@ -66,7 +66,7 @@ export function compileFallback<R>(f: FallbackConfig, route: R | undefined, cach
 
 /**
  * Which trigger a failure before the first byte is, if any: `unavailable` — no healthy endpoint
- * (all ejected, none ready), the connection failed, or it was reset before any answer;
+ * (all ejected, none ready), the connection failed, or it was reset (or refused) before any answer;
  * `overflow` — a circuit limit refused the request; `timeout` — the route timeout, the per-try
  * timeout or the first-byte timeout passed before the answer started. The client leaving is none.
  */
@@ -75,6 +75,7 @@ export function triggerOf(code: ErrorCode): FallbackTriggerConfig | undefined {
     case 'NO_HEALTHY_UPSTREAM':
     case 'UPSTREAM_CONNECT_FAILURE':
     case 'UPSTREAM_RESET':
+    case 'UPSTREAM_REFUSED_STREAM':
       return 'unavailable';
     case 'OVERFLOW':
       return 'overflow';

@@ -18,6 +18,8 @@ test('the mesh default retries connect failures and gRPC unavailable/cancelled, 
   assert.equal(p.retriable({ kind: 'response', status: 200, grpcStatus: '13' }), false);
   assert.equal(p.retriable({ kind: 'local', code: 'UPSTREAM_RESET' }), false);
   assert.equal(p.retriable({ kind: 'local', code: 'UPSTREAM_TIMEOUT' }), false);
+  // refused-stream is in the default: a stream the upstream refused unprocessed goes again.
+  assert.equal(p.retriable({ kind: 'local', code: 'UPSTREAM_REFUSED_STREAM' }), true);
 });
 
 const table: Array<[string[], number[], Parameters<ReturnType<typeof policy>['retriable']>[0], boolean]> = [
@@ -28,8 +30,20 @@ const table: Array<[string[], number[], Parameters<ReturnType<typeof policy>['re
   [['gateway-error'], [], { kind: 'response', status: 502, grpcStatus: '' }, true],
   [['gateway-error'], [], { kind: 'response', status: 500, grpcStatus: '' }, false],
   [['gateway-error'], [], { kind: 'local', code: 'UPSTREAM_TIMEOUT' }, true],
+  // A reset reads as a 503 to Envoy's retry conditions (wouldRetryFromReset).
+  [['gateway-error'], [], { kind: 'local', code: 'UPSTREAM_RESET' }, true],
   [['reset'], [], { kind: 'local', code: 'UPSTREAM_RESET' }, true],
   [['reset'], [], { kind: 'response', status: 503, grpcStatus: '' }, false],
+  // Envoy's wouldRetryFromReset: refused-stream retries only a refused stream; reset, 5xx and
+  // gateway-error retry it as any reset.
+  [['refused-stream'], [], { kind: 'local', code: 'UPSTREAM_REFUSED_STREAM' }, true],
+  [['refused-stream'], [], { kind: 'local', code: 'UPSTREAM_RESET' }, false],
+  [['refused-stream'], [], { kind: 'local', code: 'UPSTREAM_CONNECT_FAILURE' }, false],
+  [['refused-stream'], [], { kind: 'response', status: 503, grpcStatus: '' }, false],
+  [['reset'], [], { kind: 'local', code: 'UPSTREAM_REFUSED_STREAM' }, true],
+  [['5xx'], [], { kind: 'local', code: 'UPSTREAM_REFUSED_STREAM' }, true],
+  [['gateway-error'], [], { kind: 'local', code: 'UPSTREAM_REFUSED_STREAM' }, true],
+  [['connect-failure', 'unavailable', 'cancelled', 'retriable-4xx'], [], { kind: 'local', code: 'UPSTREAM_REFUSED_STREAM' }, false],
   [['retriable-4xx'], [], { kind: 'response', status: 409, grpcStatus: '' }, true],
   [['retriable-status-codes'], [429], { kind: 'response', status: 429, grpcStatus: '' }, true],
   [['connect-failure'], [429], { kind: 'response', status: 429, grpcStatus: '' }, false],

@@ -33,6 +33,7 @@ export function compileRetryPolicy(config: RetryPolicyConfig): CompiledRetryPoli
   const gateway = on.has('gateway-error');
   const reset = on.has('reset');
   const connect = on.has('connect-failure');
+  const refused = on.has('refused-stream');
   return {
     config,
     retriable(r) {
@@ -41,7 +42,12 @@ export function compileRetryPolicy(config: RetryPolicyConfig): CompiledRetryPoli
           case 'UPSTREAM_CONNECT_FAILURE':
             return connect || reset || any5xx || gateway;
           case 'UPSTREAM_RESET':
-            return reset || any5xx;
+            // Envoy's wouldRetryFromReset: a reset reads as a 503, so gateway-error retries it too.
+            return reset || any5xx || gateway;
+          case 'UPSTREAM_REFUSED_STREAM':
+            // Envoy's wouldRetryFromReset: any reset under reset, 5xx or gateway-error; this one
+            // under refused-stream too. The server never processed it, so the method does not matter.
+            return refused || reset || any5xx || gateway;
           case 'UPSTREAM_TIMEOUT':
             // A per-try timeout reads as a 504 to Envoy's retry conditions.
             return any5xx || gateway || reset;

@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Http2Session } from 'node:http2';
+import { constants, createServer, type Http2Session, type ServerHttp2Stream } from 'node:http2';
 import { connect, createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { H2Upstream, type Schedule } from './h2.ts';
@@ -216,4 +216,80 @@ test('http2KeepAlive with real timers: the server sees PINGs at about the interv
   // About 6 at 50 ms (plus round trips); a loaded machine may lose a few, none gains any.
   assert.ok(s.pings() >= 2 && s.pings() <= 7, `${s.pings()} pings`);
   await u.close();
+});
+
+/** An HTTP/2 server whose `n`th stream (1-based, across sessions) meets `fate`; the others are answered. */
+async function fateServer(fate: (stream: ServerHttp2Stream, n: number) => boolean) {
+  let n = 0;
+  const server = createServer();
+  const sessions = new Set<Http2Session>();
+  server.on('session', (s) => {
+    sessions.add(s);
+    s.on('error', () => {});
+    s.on('close', () => sessions.delete(s));
+  });
+  server.on('stream', (stream) => {
+    stream.on('error', () => {}); // a stream closed with an error code errors on this side too
+    if (fate(stream, ++n)) return;
+    stream.respond({ ':status': 200 });
+    stream.end('ok');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const u = new H2Upstream({ scheme: 'http', authority: `127.0.0.1:${port}`, connect: () => connect({ host: '127.0.0.1', port }) });
+  return {
+    u,
+    streams: () => n,
+    close: async () => {
+      await u.close();
+      for (const s of sessions) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+const codeOf = (p: Promise<unknown>) => p.then(() => 'answered', (err: { code?: string }) => err.code);
+
+test('a stream reset with REFUSED_STREAM before the headers fails as refused; any other reset as a reset', async (t) => {
+  const f = await fateServer((stream, n) => {
+    if (n === 1) stream.close(constants.NGHTTP2_REFUSED_STREAM);
+    else if (n === 2) stream.close(constants.NGHTTP2_CANCEL);
+    else if (n === 3) stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+    else return false;
+    return true;
+  });
+  t.after(() => f.close());
+  assert.equal(await codeOf(get(f.u)), 'UPSTREAM_REFUSED_STREAM');
+  assert.equal(await codeOf(get(f.u)), 'UPSTREAM_RESET');
+  assert.equal(await codeOf(get(f.u)), 'UPSTREAM_RESET');
+  assert.equal(await get(f.u), 200, 'the session still serves');
+});
+
+test('a GOAWAY whose last stream id is below the stream: refused, with NO_ERROR and with an error code alike', async (t) => {
+  // node picks the last stream it received for a last stream id of 0, so the refused stream is a
+  // session's second: the first (id 1) is answered, the second (id 3) gets GOAWAY(last = 1).
+  const codes = [constants.NGHTTP2_NO_ERROR, constants.NGHTTP2_ENHANCE_YOUR_CALM];
+  const f = await fateServer((stream, n) => {
+    if (n % 2 === 1) return false;
+    stream.session!.goaway(codes[n / 2 - 1], 1);
+    return true;
+  });
+  t.after(() => f.close());
+  for (const code of codes) {
+    assert.equal(await get(f.u), 200);
+    assert.equal(await codeOf(get(f.u)), 'UPSTREAM_REFUSED_STREAM', `GOAWAY with error code ${code}`);
+  }
+  assert.equal(f.streams(), 4);
+});
+
+test('a GOAWAY that covers the stream, then the connection closes: a reset, not refused (the server may have acted on it)', async (t) => {
+  const f = await fateServer((stream, n) => {
+    if (n !== 1) return false;
+    stream.session!.goaway(constants.NGHTTP2_NO_ERROR, stream.id!);
+    setTimeout(() => stream.session!.destroy(), 20);
+    return true;
+  });
+  t.after(() => f.close());
+  assert.equal(await codeOf(get(f.u)), 'UPSTREAM_RESET');
+  assert.equal(await get(f.u), 200, 'the next request opens another session');
 });

@@ -4,7 +4,9 @@
 // undici's HTTP/2 client ends a response body cleanly when the upstream resets the stream after
 // the headers, which would turn a cut token stream into a complete-looking one; here a body ends
 // only if its stream closed without error, otherwise it fails, so the proxy can break the
-// downstream stream too.
+// downstream stream too. A stream the server refused unprocessed (REFUSED_STREAM, or above a
+// GOAWAY's last stream id) fails with a code of its own, `UPSTREAM_REFUSED_STREAM`, which
+// Envoy's `refused-stream` retry condition replays whatever the method.
 
 import { connect as h2connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
@@ -58,6 +60,8 @@ interface Session {
   served: number;
   /** Past its maxSessionDurationMs: out of the pool, closed when its last stream ends. */
   draining: boolean;
+  /** The lowest last-stream-id of the GOAWAYs received: streams above it were never processed. */
+  goawayLastStreamId?: number;
 }
 
 export class H2Upstream implements Upstream {
@@ -99,7 +103,7 @@ export class H2Upstream implements Upstream {
       throw Object.assign(new Error(`HTTP/2 stream not opened: ${(err as Error).message}`), { code: 'UPSTREAM_RESET', cause: err });
     }
     stream.once('close', () => this.release(s));
-    return exchange(stream, r);
+    return exchange(stream, r, s);
   }
 
   close(): Promise<void> {
@@ -217,8 +221,10 @@ export class H2Upstream implements Upstream {
         const i = this.sessions.indexOf(entry);
         if (i >= 0) this.sessions.splice(i, 1);
       });
-      // A GOAWAY: no new streams on this session; those in flight finish.
-      session.once('goaway', () => {
+      // A GOAWAY: no new streams on this session; those in flight finish. A graceful shutdown
+      // sends two (the second with the real last stream id), so every one is heard.
+      session.on('goaway', (_code: number, lastStreamId: number) => {
+        entry.goawayLastStreamId = Math.min(lastStreamId, entry.goawayLastStreamId ?? lastStreamId);
         const i = this.sessions.indexOf(entry);
         if (i >= 0) this.sessions.splice(i, 1);
       });
@@ -256,8 +262,20 @@ function keepAlive(session: ClientHttp2Session, ka: { intervalMs: number; timeou
   return () => stop();
 }
 
+/**
+ * Did the server refuse the stream unprocessed (RFC 9113 §8.7)? A RST_STREAM with REFUSED_STREAM
+ * says so, and so does a GOAWAY whose last stream id is below the stream's: nghttp2 closes such
+ * streams with REFUSED_STREAM after a NO_ERROR GOAWAY, but node destroys the session at once on a
+ * GOAWAY with an error code, and the streams then carry that code, so the id is compared too.
+ */
+function refusedStream(stream: ClientHttp2Stream, s: Session): boolean {
+  if (stream.rstCode === constants.NGHTTP2_REFUSED_STREAM) return true;
+  const last = s.goawayLastStreamId;
+  return last !== undefined && (stream.id === undefined || stream.id > last);
+}
+
 /** One request on one stream: resolves at the response headers; the body ends only on a clean close. */
-function exchange(stream: ClientHttp2Stream, r: UpstreamRequest): Promise<UpstreamResponse> {
+function exchange(stream: ClientHttp2Stream, r: UpstreamRequest, s: Session): Promise<UpstreamResponse> {
   return new Promise((resolve, reject) => {
     let responded = false;
     let ended = false;
@@ -301,8 +319,9 @@ function exchange(stream: ClientHttp2Stream, r: UpstreamRequest): Promise<Upstre
       r.signal?.removeEventListener('abort', onAbort);
       const clean = ended && (stream.rstCode === undefined || stream.rstCode === constants.NGHTTP2_NO_ERROR);
       if (!responded) {
-        const refused = stream.rstCode === constants.NGHTTP2_REFUSED_STREAM;
-        reject(Object.assign(new Error(`upstream closed the stream before answering (HTTP/2 error ${stream.rstCode})`), { code: refused ? 'REFUSED_STREAM' : 'UPSTREAM_RESET' }));
+        const refused = refusedStream(stream, s);
+        const what = refused ? 'refused the stream unprocessed' : 'closed the stream before answering';
+        reject(Object.assign(new Error(`upstream ${what} (HTTP/2 error ${stream.rstCode})`), { code: refused ? 'UPSTREAM_REFUSED_STREAM' : 'UPSTREAM_RESET' }));
         return;
       }
       if (clean) body.push(null);

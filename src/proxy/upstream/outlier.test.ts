@@ -12,6 +12,7 @@ const s502: OutlierOutcome = { kind: 'response', status: 502 };
 const s503: OutlierOutcome = { kind: 'response', status: 503 };
 const connectFailure: OutlierOutcome = { kind: 'local', code: 'UPSTREAM_CONNECT_FAILURE' };
 const reset: OutlierOutcome = { kind: 'local', code: 'UPSTREAM_RESET' };
+const refused: OutlierOutcome = { kind: 'local', code: 'UPSTREAM_REFUSED_STREAM' };
 const timeout: OutlierOutcome = { kind: 'local', code: 'UPSTREAM_TIMEOUT' };
 const idle: OutlierOutcome = { kind: 'local', code: 'STREAM_IDLE_TIMEOUT' };
 
@@ -128,6 +129,15 @@ describe('consecutive 5xx', () => {
     assert.equal(d.record(eps[0]!, timeout)?.reason, 'consecutive_5xx');
   });
 
+  it('a stream refused unprocessed counts as a reset (503): a 5xx and a gateway error', () => {
+    const a = detector({ consecutive5xxErrors: 2, maxEjectionPercent: 100 });
+    a.d.record(a.eps[0]!, refused);
+    assert.equal(a.d.record(a.eps[0]!, refused)?.reason, 'consecutive_5xx');
+    const g = detector({ consecutive5xxErrors: 0, consecutiveGatewayErrors: 2, maxEjectionPercent: 100 });
+    g.d.record(g.eps[0]!, refused);
+    assert.equal(g.d.record(g.eps[0]!, refused)?.reason, 'consecutive_gateway_failure');
+  });
+
   it('a stream gone quiet past the idle timeout counts as a timeout (504): a 5xx and a gateway error', () => {
     const a = detector({ consecutive5xxErrors: 3, maxEjectionPercent: 100 });
     a.d.record(a.eps[0]!, idle);
@@ -234,6 +244,15 @@ describe('splitExternalLocalOriginErrors', () => {
     times(d, eps[0]!, timeout, 5);
     assert.equal(d.isEjected(eps[0]!), false);
     d.record(eps[0]!, reset);
+    assert.equal(d.record(eps[0]!, connectFailure)?.reason, 'consecutive_local_origin_failure');
+  });
+
+  it('a refused stream is a local-origin failure after the connect success, as a reset is; not a 5xx', () => {
+    const { d, eps } = detector({ ...split, consecutive5xxErrors: 1, consecutiveLocalOriginFailures: 2 });
+    times(d, eps[0]!, refused, 5);
+    assert.equal(d.isEjected(eps[0]!), false, 'each came on a connection that was up');
+    assert.equal(d.stats().detected.consecutive_5xx, 0);
+    d.record(eps[0]!, refused);
     assert.equal(d.record(eps[0]!, connectFailure)?.reason, 'consecutive_local_origin_failure');
   });
 

@@ -293,6 +293,8 @@ function localFailure(code: ErrorCode): 'connect' | 'reset' | 'timeout' | undefi
     case 'UPSTREAM_CONNECT_FAILURE':
       return 'connect';
     case 'UPSTREAM_RESET':
+    // A refused stream too: Envoy's router records every upstream reset as a local-origin failure.
+    case 'UPSTREAM_REFUSED_STREAM':
       return 'reset';
     case 'UPSTREAM_TIMEOUT':
     // A body gone quiet past `weft.dev/idle-timeout`: Envoy's per_try_idle_timeout, a LocalOriginTimeout.
