@@ -14,7 +14,8 @@ import { weftUp, freePort, agent, type RunningWeft } from './helpers/mesh.ts';
 import { serviceFor } from './helpers/recorder.ts';
 import { faulty, type Faulty } from './helpers/faulty.ts';
 import { createServer as createTcpServer, createConnection, type AddressInfo, type Server } from 'node:net';
-import { createServer as createHttpServer, type IncomingHttpHeaders, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, STATUS_CODES, type IncomingHttpHeaders, type Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { WebSocketServer, WebSocket as WsClient } from 'ws';
 
 const dr = (host: string, policy: string) =>
@@ -649,5 +650,213 @@ describe('circuit limits on WebSocket upgrades, and streams cut after their head
     assert.equal(up.abortA.hits + up.abortB.hits, 8);
     assert.ok(up.abortA.hits >= 2 && up.abortB.hits >= 2);
     assert.deepEqual(await ejectionsOf('aborts'), []);
+  });
+});
+
+/** An upstream for upgrades that answers each as `mode` says at the time. */
+interface UpgradeUpstream extends Upstream {
+  /** `ok`: switch (a WebSocket echo); a status: refuse with it; `drop`: close without a word; `hold`: never answer. */
+  mode: 'ok' | 'drop' | 'hold' | number;
+}
+
+async function upgradeUpstream(mode: UpgradeUpstream['mode'] = 'ok'): Promise<UpgradeUpstream> {
+  const server = createHttpServer((_req, res) => res.end('plain'));
+  const wss = new WebSocketServer({ noServer: true });
+  const upgraded = new Set<Duplex>();
+  server.on('upgrade', (req, socket, head) => {
+    u.hits++;
+    upgraded.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => upgraded.delete(socket));
+    const m = u.mode;
+    if (m === 'ok') wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (d) => ws.send(`echo ${d.toString()}`)));
+    else if (m === 'drop') socket.destroy();
+    else if (m !== 'hold') socket.end(`HTTP/1.1 ${m} ${STATUS_CODES[m]}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+  });
+  const u: UpgradeUpstream = Object.assign(
+    await listen(server, {
+      close: () => {
+        for (const s of upgraded) s.destroy();
+        wss.close();
+      },
+    }),
+    { mode },
+  );
+  return u;
+}
+
+describe('retries and outlier detection on WebSocket upgrades', () => {
+  let weft: RunningWeft;
+  let accessLog: string;
+  let edgeAdmin: string;
+  const up: Record<string, UpgradeUpstream> = {};
+  // Accepts and never speaks: a TLS handshake that never ends, so every connect fails at connectTimeout.
+  let silent: Server;
+  let silentAccepts = 0;
+
+  before(async () => {
+    up.flaky = await upgradeUpstream(503);
+    up.quiet = await upgradeUpstream('hold');
+    up.retried = await upgradeUpstream('ok');
+    const deadPort = await freePort(); // nothing listens there: connection refused
+    silent = createTcpServer((s) => {
+      silentAccepts++;
+      s.on('error', () => {});
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const ejectAt = (n: number) => `{outlierDetection: {consecutive5xxErrors: ${n}, interval: 100ms, baseEjectionTime: 30s, maxEjectionPercent: 100}}`;
+    const docs = [
+      serviceFor('ws-flaky', [{ name: 'flaky', port: up.flaky.port }]),
+      dr('ws-flaky', ejectAt(3)),
+      serviceFor('ws-quiet', [{ name: 'quiet', port: up.quiet.port }]),
+      dr('ws-quiet', ejectAt(2)),
+      serviceFor('ws-retry', [{ name: 'silent', port: (silent.address() as AddressInfo).port }]),
+      dr('ws-retry', '{tls: {mode: SIMPLE, insecureSkipVerify: true}, connectionPool: {tcp: {connectTimeout: 300ms}, http: {maxRetries: 1}}}'),
+      vs('ws-retry', '  - retries: {attempts: 2, retryOn: connect-failure}\n    route: [{destination: {host: ws-retry}}]\n'),
+      serviceFor('ws-retried', [{ name: 'refusing', port: deadPort }, { name: 'retried', port: up.retried.port }]),
+      dr('ws-retried', '{loadBalancer: {simple: ROUND_ROBIN}, connectionPool: {http: {maxRetries: 1}}}'),
+    ];
+    const dir = await mkdtemp(join(tmpdir(), 'weft-resilience-ws-retry-'));
+    await mkdir(join(dir, 'mesh'));
+    accessLog = join(dir, 'access.log');
+    await writeFile(join(dir, 'mesh', 'mesh.yaml'), docs.join('---\n'));
+    weft = await weftUp(dir, ['-f', join(dir, 'mesh'), '--access-log', accessLog]);
+    edgeAdmin = (await weft.status()).proxies.find((p) => p.id === 'weft-system/edge')!.listeners.admin!;
+  });
+
+  after(async () => {
+    if (process.env.WEFT_TEST_DEBUG) process.stderr.write(weft?.proc.output() ?? '');
+    if (weft) await weft.stop();
+    for (const u of Object.values(up)) await u.close();
+    silent?.close();
+  });
+
+  interface Stats {
+    clusters: Record<string, { circuitBreakers?: { retries: number; retryOverflow: number } }>;
+    ejections: Ejection[];
+  }
+  const stats = async () => (await (await fetch(`http://${edgeAdmin}/stats`)).json()) as Stats;
+  const ejectionsOf = async (host: string) => (await stats()).ejections.filter((e) => e.cluster === cluster(host));
+  const breakers = async (host: string) => (await stats()).clusters[cluster(host)]?.circuitBreakers;
+  const until = async (what: string, check: () => Promise<boolean> | boolean, ms = 5000) => {
+    const end = Date.now() + ms;
+    while (!(await check())) {
+      if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+      await sleep(25);
+    }
+  };
+  /** The access log's flags for `path`, once its line is written. */
+  const flagsOf = async (path: string) => {
+    const re = new RegExp(`"path":"${path}","status":\\d+,"response_flags":"([^"]*)"`);
+    let m: RegExpExecArray | null = null;
+    await until(`the access log line of ${path}`, async () => (m = re.exec(await readFile(accessLog, 'utf8'))) !== null);
+    return m![1];
+  };
+
+  /** An upgrade through the edge: the open socket, or the status and body it was refused with. */
+  const upgrade = (host: string, path: string) =>
+    new Promise<{ ws?: WsClient; status: number; body: string }>((resolve, reject) => {
+      const ws = new WsClient(`ws://${weft.edge}${path}`, { headers: { host } });
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for the upgrade to ${host}${path}`)), 5000);
+      ws.once('open', () => (clearTimeout(timer), resolve({ ws, status: 101, body: '' })));
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => {
+          clearTimeout(timer);
+          ws.on('error', () => {});
+          ws.terminate();
+          resolve({ status: res.statusCode ?? 0, body });
+        });
+      });
+      ws.once('error', (err) => (clearTimeout(timer), reject(err)));
+    });
+
+  test('consecutive5xxErrors 3: three 503 answers to upgrades in a row eject the endpoint; a 101 in between resets the count when it comes', async () => {
+    const refused = async (path: string) => assert.equal((await upgrade('ws-flaky', path)).status, 503, path);
+    await refused('/f/1');
+    await refused('/f/2');
+    assert.deepEqual(await ejectionsOf('ws-flaky'), [], 'each answer counts once');
+    // A switch is a success, counted when the upstream answers — not when the connection closes.
+    up.flaky.mode = 'ok';
+    const open = await upgrade('ws-flaky', '/f/open');
+    assert.equal(open.status, 101);
+    up.flaky.mode = 503;
+    await refused('/f/3');
+    await refused('/f/4');
+    assert.deepEqual(await ejectionsOf('ws-flaky'), [], 'the 101 reset the count');
+    await refused('/f/5');
+    const [ejection] = await ejectionsOf('ws-flaky');
+    assert.equal(ejection?.endpoint, `127.0.0.1:${up.flaky.port}`);
+    assert.equal(ejection.reason, 'consecutive_5xx');
+    // Ejected: the next upgrade is 503 UH without reaching it.
+    const next = await upgrade('ws-flaky', '/f/6');
+    assert.equal(next.status, 503);
+    assert.match(next.body, /no healthy upstream/);
+    assert.equal(up.flaky.hits, 6);
+    open.ws!.close();
+  });
+
+  test('an upstream that closes without answering the upgrade counts as a reset; a client that leaves before the answer does not count', async () => {
+    // The upstream holds each upgrade; the client gives up first, three times (more than consecutive5xxErrors 2).
+    for (let i = 1; i <= 3; i++) {
+      const seen = up.quiet.hits;
+      const raw = createConnection({ host: weft.edge.split(':')[0], port: Number(weft.edge.split(':')[1]) });
+      raw.on('error', () => {});
+      raw.write(`GET /held/${i} HTTP/1.1\r\nHost: ws-quiet\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+      await until('the upgrade to reach the upstream', () => up.quiet.hits === seen + 1);
+      raw.end();
+      assert.equal(await flagsOf(`/held/${i}`), 'DC');
+    }
+    assert.deepEqual(await ejectionsOf('ws-quiet'), []);
+    // The upstream closes without a word: 503 UC to the caller, and a reset of the endpoint's; two eject it.
+    up.quiet.mode = 'drop';
+    assert.equal((await upgrade('ws-quiet', '/dropped/1')).status, 503);
+    assert.equal(await flagsOf('/dropped/1'), 'UC');
+    assert.deepEqual(await ejectionsOf('ws-quiet'), []);
+    assert.equal((await upgrade('ws-quiet', '/dropped/2')).status, 503);
+    const [ejection] = await ejectionsOf('ws-quiet');
+    assert.equal(ejection?.endpoint, `127.0.0.1:${up.quiet.port}`);
+    assert.equal(ejection.reason, 'consecutive_5xx');
+    assert.equal(up.quiet.hits, 5);
+  });
+
+  test('http.maxRetries 1: of two upgrades whose connects fail at once, one retries and the other’s retry is skipped (503 UO,UF); the ticket always comes back', async () => {
+    const [a, b] = await Promise.all([upgrade('ws-retry', '/t/a'), upgrade('ws-retry', '/t/b')]);
+    assert.deepEqual([a.status, b.status], [503, 503]);
+    assert.match(a.body + b.body, /connection failure/);
+    // One upgrade made its first try and both retries; the other only its first try.
+    assert.equal(silentAccepts, 4);
+    assert.deepEqual([await flagsOf('/t/a'), await flagsOf('/t/b')].sort(), ['UF', 'UO,UF']);
+    const after = await breakers('ws-retry');
+    assert.deepEqual([after?.retries, after?.retryOverflow], [0, 1]);
+    // Alone, an upgrade gets both its retries: no ticket was kept.
+    assert.equal((await upgrade('ws-retry', '/t/c')).status, 503);
+    assert.equal(silentAccepts, 7);
+    assert.equal(await flagsOf('/t/c'), 'UF');
+    // A client that leaves while its retry is under way gives the ticket back too.
+    const leaving = new WsClient(`ws://${weft.edge}/t/d`, { headers: { host: 'ws-retry' } });
+    leaving.on('error', () => {});
+    await until('the first retry to start', () => silentAccepts === 9);
+    leaving.terminate();
+    await until('the retry ticket to come back', async () => (await breakers('ws-retry'))?.retries === 0);
+    assert.equal(await flagsOf('/t/d'), 'DC');
+    assert.equal((await upgrade('ws-retry', '/t/e')).status, 503);
+    assert.equal(await flagsOf('/t/e'), 'UF');
+    assert.equal((await breakers('ws-retry'))?.retryOverflow, 1);
+  });
+
+  test('a retry gives its ticket back when the upstream answers: open WebSockets that needed one do not use up maxRetries', async () => {
+    // Round robin over a refusing port and a live endpoint: from the second upgrade on, each is refused first and retried.
+    const open: WsClient[] = [];
+    for (let i = 1; i <= 3; i++) {
+      const r = await upgrade('ws-retried', `/o/${i}`);
+      assert.equal(r.status, 101, `upgrade ${i}`);
+      open.push(r.ws!);
+    }
+    assert.equal(up.retried.hits, 3);
+    const b = await breakers('ws-retried');
+    assert.deepEqual([b?.retries, b?.retryOverflow], [0, 0]);
+    for (const ws of open) ws.close();
   });
 });

@@ -62,6 +62,13 @@ export interface InboundDeps {
 /** What phases 2 and 3 decided: go on with the normalised path, or answer with the refusal. */
 type Admission = { ok: true; path: string } | { ok: false; code: 'BAD_REQUEST' | 'RBAC_DENIED'; reason: string };
 
+/** What phases 0–3 decided for a request or a WebSocket upgrade alike; each answers in its own way. */
+type Received =
+  | { kind: 'unconfigured' }
+  | { kind: 'reset' }
+  | { kind: 'refused'; code: 'BAD_REQUEST' | 'RBAC_DENIED'; target: Target; metrics: PeerLabels }
+  | { kind: 'admitted'; target: Target; metrics: PeerLabels; app: InboundConfig; path: string; headers: Record<string, string | string[]> };
+
 export function inboundHandler(deps: InboundDeps) {
   const peerSets = new Map<string, PeerLabels>();
 
@@ -107,39 +114,50 @@ export function inboundHandler(deps: InboundDeps) {
     return { status: shape.status, grpcStatus: '' };
   }
 
+  /** Phases 0–3, the same for a request and an upgrade: the headers for the app come with an admission. */
+  function receive(req: IncomingMessage): Received {
+    const rt = deps.current();
+    const policy = deps.policy();
+    const app = rt?.snapshot.inbound;
+    const target = resolveTarget(req);
+    if (!rt || !app || !target) return { kind: 'unconfigured' };
+    const peer = connectionPeer(req.socket);
+    if (!connectionAdmitted(peer, policy)) return { kind: 'reset' };
+    const metrics = labelsFor(rt, peer, req.headers[PEER_HEADER] as string | undefined, target.authority);
+    const admitted = admit(req, target, peer, policy);
+    if (!admitted.ok) return { kind: 'refused', code: admitted.code, target, metrics };
+    const headers = forwardableHeaders(req.rawHeaders, PEER_HEADER);
+    headers.host = target.authority;
+    return { kind: 'admitted', target, metrics, app, path: admitted.path, headers };
+  }
+
   /** The app's pool, in the protocol of the service port that selects it. */
   const appState = (app: InboundConfig) => deps.endpoints.get(app.appHost, app.appPort, app.protocol === 'h2' ? H2C : HTTP1);
 
   /** A WebSocket upgrade from the mesh: admitted like any request, then passed to the app as bytes. */
   async function upgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     const start = performance.now();
-    const rt = deps.current();
-    const policy = deps.policy();
-    const app = rt?.snapshot.inbound;
-    const target = resolveTarget(req);
-    if (!rt || !app || !target) {
+    const entry = receive(req);
+    if (entry.kind === 'unconfigured') {
       answer(socket, 404, {}, 'sidecar has no inbound configuration yet\n');
       return;
     }
-    const peer = connectionPeer(req.socket);
-    if (!connectionAdmitted(peer, policy)) {
+    if (entry.kind === 'reset') {
       socket.resetAndDestroy();
       return;
     }
-    const metrics = labelsFor(rt, peer, req.headers[PEER_HEADER] as string | undefined, target.authority);
-    const admitted = admit(req, target, peer, policy);
-    if (!admitted.ok) {
-      const shape = errorShape(admitted.code);
+    const { target, metrics } = entry;
+    if (entry.kind === 'refused') {
+      const shape = errorShape(entry.code);
       answer(socket, shape.status, { 'content-type': 'text/plain' }, shape.body);
       metrics.record(shape.status, shape.flag, '', performance.now() - start, 0, Buffer.byteLength(shape.body));
       deps.accessLog?.write(req, target, shape.status, shape.flag, 'inbound', undefined, start);
       return;
     }
-    const headers = forwardableHeaders(req.rawHeaders, PEER_HEADER);
-    headers.host = target.authority;
+    const { app } = entry;
     const state = appState(app);
     state.active++;
-    const r = await toApp(req, socket, head, { host: app.appHost, port: app.appPort }, admitted.path, headers);
+    const r = await toApp(req, socket, head, { host: app.appHost, port: app.appPort }, entry.path, entry.headers);
     state.active--;
     const flag = r.failure ? new MeshError(r.failure).flag : '-';
     metrics.record(r.status, flag, '', performance.now() - start, r.requestBytes, r.responseBytes);
@@ -148,38 +166,32 @@ export function inboundHandler(deps: InboundDeps) {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const start = performance.now();
-    const rt = deps.current();
-    const policy = deps.policy();
-    const app = rt?.snapshot.inbound;
-    const target = resolveTarget(req);
-    if (!rt || !app || !target) {
+    const entry = receive(req);
+    if (entry.kind === 'unconfigured') {
       sendError(res, new MeshError('NO_ROUTE', 'sidecar has no inbound configuration yet'));
       return;
     }
-    const peer = connectionPeer(req.socket);
-    if (!connectionAdmitted(peer, policy)) {
+    if (entry.kind === 'reset') {
       resetConnection(req);
       return;
     }
-    const metrics = labelsFor(rt, peer, req.headers[PEER_HEADER] as string | undefined, target.authority);
+    const { target, metrics } = entry;
     const protocol = requestProtocol(req.headers['content-type']);
-    const admitted = admit(req, target, peer, policy);
-    if (!admitted.ok) {
+    if (entry.kind === 'refused') {
       req.resume(); // the body is not wanted; let the connection carry on
-      const { status, grpcStatus } = refuse(req, res, admitted.code);
-      const flag = errorShape(admitted.code).flag;
+      const { status, grpcStatus } = refuse(req, res, entry.code);
+      const flag = errorShape(entry.code).flag;
       metrics.record(status, flag, grpcStatus, performance.now() - start, 0, 0, protocol);
       deps.accessLog?.write(req, target, status, flag, 'inbound', undefined, start);
       return;
     }
-    const headers = forwardableHeaders(req.rawHeaders, PEER_HEADER);
-    headers.host = target.authority;
+    const { app } = entry;
     const outcome = await forward({
       pool: appState(app).pool,
       req,
       res,
-      path: admitted.path,
-      headers,
+      path: entry.path,
+      headers: entry.headers,
     });
     const { status, flag, grpcStatus } = settle(res, outcome);
     metrics.record(status, flag, grpcStatus, performance.now() - start, outcome.requestBytes, outcome.responseBytes, protocol);

@@ -1,15 +1,18 @@
 // WebSocket (HTTP/1.1 `Upgrade`) pass-through: the request is routed like any other — virtual
 // host, route, split, endpoint — then the proxy opens a connection to the endpoint, writes the
 // request head and passes bytes both ways until either side closes. Counted in the metrics with
-// the status the upstream answered the upgrade with (101 when it switched).
+// the status the upstream answered the upgrade with (101 when it switched); outlier detection
+// hears that status once per try when it comes (101 a success, 5xx an error of the endpoint), or
+// a reset when the upstream closes without answering.
 //
 // What applies as for any request: route match, direct responses, redirects, fault injection, the
 // split, `rewrite.uri`/`rewrite.authority`, request header operations, consistent hashing on
 // request properties, the circuit limits (an upgrade is an active request on the cluster until
 // either side closes: overflow is 503 `UO` before anything reaches the upstream, a full pool
-// queues it), retries of connect failures on another endpoint. What does not: response
-// header operations and CORS (the answer passes through as bytes), the route timeout (an upgraded
-// connection lives as long as its peers keep it), mirrors.
+// queues it), retries of connect failures on another endpoint (each retry needs a ticket from
+// `http.maxRetries` or the `retryBudget`: one over the limit is skipped, the failure stands, flag
+// `UO`). What does not: response header operations and CORS (the answer passes through as
+// bytes), the route timeout (an upgraded connection lives as long as its peers keep it), mirrors.
 
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -23,7 +26,8 @@ import { redirectLocation } from './routing/rewrite.ts';
 import { backoffMs } from './routing/retry.ts';
 import { forwardableHeaders } from './forward.ts';
 import { admit, hashKey, pickEndpoint, requestView, resolveTarget, split, type PipelineDeps } from './pipeline.ts';
-import type { Go } from './upstream/limits.ts';
+import type { Go, RetryTicket } from './upstream/limits.ts';
+import type { OutlierOutcome } from './upstream/outlier.ts';
 import { connectRaw, HTTP1, type Transport } from './upstream/transport.ts';
 import { hostName } from './upstream/h2.ts';
 import { encodePeer, PEER_HEADER } from './observe/peer.ts';
@@ -98,7 +102,8 @@ export function outboundUpgradeHandler(deps: PipelineDeps) {
     dest.requestHeaders?.(headers);
     if (action.rewrite?.authority) headers.host = action.rewrite.authority;
 
-    // Pick, admit and connect; a connect failure is retried on another endpoint when the policy says so.
+    // Pick, admit and connect; a connect failure is retried on another endpoint when the policy says
+    // so and the circuit limits allow the retry, as the pipeline's tryCluster does.
     const { key } = hashKey(cluster, req, target);
     const retry = route.retry;
     const tried = new Set<string>();
@@ -111,6 +116,11 @@ export function outboundUpgradeHandler(deps: PipelineDeps) {
     let upstream: Socket | undefined;
     let failure: ErrorCode | undefined;
     let go: Go | undefined;
+    // The retry under way holds a ticket until its connect fails or the upstream answers the
+    // upgrade (Envoy's retry state frees a retry at the answer's headers), not while the upgraded
+    // connection lives: an open WebSocket would otherwise use up maxRetries for the whole cluster.
+    let ticket: RetryTicket | undefined;
+    let retryOverflow = false;
     for (let n = 0; n < maxTries && !gone.signal.aborted; n++) {
       if (n > 0) await sleep(backoffMs(retry!.config, n, deps.random), undefined, { signal: gone.signal }).catch(() => {});
       if (gone.signal.aborted) break;
@@ -135,9 +145,16 @@ export function outboundUpgradeHandler(deps: PipelineDeps) {
         break;
       } catch {
         admitted.release();
+        ticket?.release();
         failure = 'UPSTREAM_CONNECT_FAILURE';
         cluster.state.record(endpoint.state.key, { kind: 'local', code: failure });
-        if (!retry?.retriable({ kind: 'local', code: failure })) break;
+        if (n + 1 >= maxTries || !retry?.retriable({ kind: 'local', code: failure })) break;
+        const t = cluster.state.beginRetry();
+        if (t === 'overflow') {
+          retryOverflow = true;
+          break;
+        }
+        ticket = t;
       }
     }
     client.off('close', onGone);
@@ -149,9 +166,10 @@ export function outboundUpgradeHandler(deps: PipelineDeps) {
     }
     const metrics = endpoint?.metrics ?? cluster.unreachedMetrics;
     if (!upstream || !go) {
+      ticket?.release();
       const err = new MeshError(gone.signal.aborted ? 'DOWNSTREAM_DISCONNECT' : (failure ?? 'NO_HEALTHY_UPSTREAM'));
       if (!gone.signal.aborted) answer(client, err.status, { ...err.headers }, err.message + '\n');
-      const flag = [...faultFlags, err.flag].join(',');
+      const flag = [...faultFlags, ...(retryOverflow ? ['UO'] : []), err.flag].join(',');
       metrics.record(err.status, flag, '', performance.now() - start, 0, 0);
       deps.accessLog?.write(req, target, err.status, flag, route.config.name, endpoint?.state.key, start);
       return;
@@ -162,8 +180,15 @@ export function outboundUpgradeHandler(deps: PipelineDeps) {
     // not until both have: a client that keeps its end open after the upstream hung up holds nothing.
     upstream.once('close', go.release);
     client.once('close', go.release);
-    const r = await passThrough(client, head, upstream, upgradeHead(req, path, headers));
+    // The answer (or why none came) goes to outlier detection once, when it comes, not at close:
+    // an open WebSocket is a success as of its 101, and frees the retry's ticket then.
+    const answeredBy = endpoint!.state.key;
+    const r = await passThrough(client, head, upstream, upgradeHead(req, path, headers), (outcome) => {
+      ticket?.release();
+      cluster.state.record(answeredBy, outcome);
+    });
     go.release();
+    ticket?.release();
     endpoint!.state.active--;
     const flag = [...faultFlags, ...(r.failure ? [new MeshError(r.failure).flag] : [])].join(',') || '-';
     metrics.record(r.status, flag, '', performance.now() - start, r.requestBytes, r.responseBytes);
@@ -183,13 +208,16 @@ export function upgradeHead(req: IncomingMessage, path: string, headers: Record<
  * Write the request head (and whatever the client sent after it) upstream, then pass bytes both
  * ways until either side closes, closing the other (an error on one side destroys the other, so
  * a cut reaches the peer as a cut). The status is read from the upstream's status line; an
- * upstream that closes before answering is a reset, answered 503 to the client.
+ * upstream that closes before answering is a reset, answered 503 to the client, and a client that
+ * leaves before the answer is a disconnect. `onOutcome` hears once, for outlier detection, the
+ * status as soon as it is read, or else — when the upstream closes — why none came.
  */
 export function passThrough(
   client: Socket,
   head: Buffer,
   upstream: Socket,
   requestHead: string,
+  onOutcome?: (outcome: OutlierOutcome) => void,
 ): Promise<{ status: number; requestBytes: number; responseBytes: number; failure?: ErrorCode }> {
   return new Promise((resolve) => {
     let status = 0;
@@ -208,7 +236,10 @@ export function passThrough(
       if (status === 0) {
         statusLine += c.toString('latin1', 0, Math.min(c.length, 64));
         const m = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine);
-        if (m) status = Number(m[1]);
+        if (m) {
+          status = Number(m[1]);
+          onOutcome?.({ kind: 'response', status });
+        }
       }
     });
     client.on('data', (c: Buffer) => (requestBytes += c.length));
@@ -221,6 +252,7 @@ export function passThrough(
       upstream.destroy();
     });
     upstream.on('close', () => {
+      if (status === 0) onOutcome?.({ kind: 'local', code: failure ?? 'UPSTREAM_RESET' });
       if (responseBytes === 0 && !client.destroyed) {
         const err = new MeshError('UPSTREAM_RESET');
         answer(client, err.status, {}, err.message + '\n');
@@ -229,7 +261,10 @@ export function passThrough(
       settle();
     });
     client.on('close', () => {
-      if (!upstream.destroyed) upstream.destroy();
+      if (!upstream.destroyed) {
+        if (status === 0) failure ??= 'DOWNSTREAM_DISCONNECT';
+        upstream.destroy();
+      }
       settle();
     });
     upstream.write(requestHead);
