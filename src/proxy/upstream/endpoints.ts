@@ -4,7 +4,7 @@
 
 import type { ClusterConfig, EndpointConfig, UpstreamProtocol } from '../../wire/snapshot.ts';
 import { createUpstream, HTTP1, TlsMaterial, transportId, type Transport } from './transport.ts';
-import type { Upstream } from './upstream.ts';
+import type { Upstream, UpstreamRequest, UpstreamResponse } from './upstream.ts';
 import { ClusterStates } from './cluster-state.ts';
 import { poolSettings } from './pool-settings.ts';
 
@@ -90,7 +90,7 @@ export class EndpointStates {
     let s = this.states.get(id);
     if (!s) {
       const key = `${host}:${port}`;
-      s = { key, id, transport: http1, pool: createUpstream(key, http1), h2Pool: createUpstream(key, h2), active: 0 };
+      s = { key, id, transport: http1, pool: new OnFirstUse(key, http1), h2Pool: new OnFirstUse(key, h2), active: 0 };
       this.states.set(id, s);
     }
     return s;
@@ -101,7 +101,7 @@ export class EndpointStates {
     let s = this.states.get(id);
     if (!s) {
       const key = `${host}:${port}`;
-      s = { key, id, transport, pool: createUpstream(key, transport), active: 0 };
+      s = { key, id, transport, pool: new OnFirstUse(key, transport), active: 0 };
       this.states.set(id, s);
     }
     return s;
@@ -131,5 +131,36 @@ export class EndpointStates {
     const all = [...this.states.values()];
     this.states.clear();
     await Promise.allSettled(all.flatMap((s) => (s.h2Pool ? [s.pool.close(), s.h2Pool.close()] : [s.pool.close()])));
+  }
+}
+
+/**
+ * An endpoint's pool, made at its first request rather than when a snapshot names the endpoint:
+ * a proxy of a large mesh knows thousands of endpoints and talks to few (with 1000 services × 10
+ * endpoints, making every undici Pool up front took much of the snapshot's compile time and held
+ * ~400 MiB). Closed before use, it makes none; asked after close, it fails as a closed pool does.
+ */
+class OnFirstUse implements Upstream {
+  private real?: Upstream;
+  private closed = false;
+  private readonly key: string;
+  private readonly transport: Transport;
+
+  constructor(key: string, transport: Transport) {
+    this.key = key;
+    this.transport = transport;
+  }
+
+  request(r: UpstreamRequest): Promise<UpstreamResponse> {
+    if (!this.real) {
+      if (this.closed) return Promise.reject(Object.assign(new Error(`the pool for ${this.key} is closed`), { code: 'UND_ERR_CLOSED' }));
+      this.real = createUpstream(this.key, this.transport);
+    }
+    return this.real.request(r);
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    return this.real ? this.real.close() : Promise.resolve();
   }
 }
