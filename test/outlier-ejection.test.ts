@@ -2,11 +2,8 @@
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { request } from 'undici';
-import { weftUp, agent, type RunningWeft } from './helpers/mesh.ts';
+import { weftUpDocs, agent, type RunningWeft } from './helpers/mesh.ts';
 import { serviceFor } from './helpers/recorder.ts';
 import { faulty, type Faulty } from './helpers/faulty.ts';
 
@@ -24,11 +21,7 @@ describe('maxEjectionPercent default (10 %, at least one) end to end', () => {
       serviceFor('trio', up.map((f) => ({ name: f.name, port: f.port }))),
       `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: trio}\nspec:\n  host: trio\n  trafficPolicy:\n    loadBalancer: {simple: ROUND_ROBIN}\n    outlierDetection: {consecutive5xxErrors: 2, interval: 100ms, baseEjectionTime: 30s}\n`,
     ];
-    const dir = await mkdtemp(join(tmpdir(), 'weft-outlier-'));
-    await mkdir(join(dir, 'mesh'));
-    await writeFile(join(dir, 'mesh', 'mesh.yaml'), docs.join('---\n'));
-    weft = await weftUp(dir, ['-f', join(dir, 'mesh')]);
-    edgeAdmin = (await weft.status()).proxies.find((p) => p.id === 'weft-system/edge')!.listeners.admin!;
+    ({ weft, edgeAdmin } = await weftUpDocs('weft-outlier-', docs));
   });
 
   after(async () => {

@@ -3,14 +3,13 @@
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, writeFile, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
-import { weftUp, freePort, agent, type RunningWeft } from './helpers/mesh.ts';
+import { weftUpDocs, freePort, agent, type RunningWeft } from './helpers/mesh.ts';
 import { serviceFor } from './helpers/recorder.ts';
 import { faulty, type Faulty } from './helpers/faulty.ts';
 import { createServer as createTcpServer, createConnection, type AddressInfo, type Server } from 'node:net';
@@ -97,12 +96,7 @@ describe('resilience through the mesh', () => {
       serviceFor('silent', [{ name: 'silent', port: (silent.address() as AddressInfo).port }]),
       dr('silent', '{tls: {mode: SIMPLE, insecureSkipVerify: true}, connectionPool: {tcp: {connectTimeout: 200ms}}}'),
     ];
-    const dir = await mkdtemp(join(tmpdir(), 'weft-resilience-'));
-    await mkdir(join(dir, 'mesh'));
-    accessLog = join(dir, 'access.log');
-    await writeFile(join(dir, 'mesh', 'mesh.yaml'), docs.join('---\n'));
-    weft = await weftUp(dir, ['-f', join(dir, 'mesh'), '--access-log', accessLog]);
-    edgeAdmin = (await weft.status()).proxies.find((p) => p.id === 'weft-system/edge')!.listeners.admin!;
+    ({ weft, accessLog, edgeAdmin } = await weftUpDocs('weft-resilience-', docs));
   });
 
   after(async () => {
@@ -432,12 +426,7 @@ describe('circuit limits on WebSocket upgrades, and streams cut after their head
       serviceFor('aborts', [{ name: 'abort-a', port: up.abortA.port }, { name: 'abort-b', port: up.abortB.port }]),
       dr('aborts', outlier(2)),
     ];
-    const dir = await mkdtemp(join(tmpdir(), 'weft-resilience-ws-'));
-    await mkdir(join(dir, 'mesh'));
-    accessLog = join(dir, 'access.log');
-    await writeFile(join(dir, 'mesh', 'mesh.yaml'), docs.join('---\n'));
-    weft = await weftUp(dir, ['-f', join(dir, 'mesh'), '--access-log', accessLog]);
-    edgeAdmin = (await weft.status()).proxies.find((p) => p.id === 'weft-system/edge')!.listeners.admin!;
+    ({ weft, accessLog, edgeAdmin } = await weftUpDocs('weft-resilience-ws-', docs));
   });
 
   after(async () => {
@@ -716,12 +705,7 @@ describe('retries and outlier detection on WebSocket upgrades', () => {
       serviceFor('ws-retried', [{ name: 'refusing', port: deadPort }, { name: 'retried', port: up.retried.port }]),
       dr('ws-retried', '{loadBalancer: {simple: ROUND_ROBIN}, connectionPool: {http: {maxRetries: 1}}}'),
     ];
-    const dir = await mkdtemp(join(tmpdir(), 'weft-resilience-ws-retry-'));
-    await mkdir(join(dir, 'mesh'));
-    accessLog = join(dir, 'access.log');
-    await writeFile(join(dir, 'mesh', 'mesh.yaml'), docs.join('---\n'));
-    weft = await weftUp(dir, ['-f', join(dir, 'mesh'), '--access-log', accessLog]);
-    edgeAdmin = (await weft.status()).proxies.find((p) => p.id === 'weft-system/edge')!.listeners.admin!;
+    ({ weft, accessLog, edgeAdmin } = await weftUpDocs('weft-resilience-ws-retry-', docs));
   });
 
   after(async () => {

@@ -1,6 +1,6 @@
 // Start `weft up` as a real process on a temporary mesh folder, with OS-assigned ports.
 
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,6 +79,20 @@ export async function weftUp(dir: string, args: string[], readyTimeoutMs = 60_00
       return code;
     },
   };
+}
+
+/**
+ * `weft up -f` on a fresh temporary folder holding `docs` as one mesh file, with an access log
+ * (`<dir>/access.log`); also returns the edge's admin address, where /stats and /metrics are.
+ */
+export async function weftUpDocs(prefix: string, docs: string[]): Promise<{ weft: RunningWeft; accessLog: string; edgeAdmin: string }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  await mkdir(join(dir, 'mesh'));
+  const accessLog = join(dir, 'access.log');
+  await writeFile(join(dir, 'mesh', 'mesh.yaml'), docs.join('---\n'));
+  const weft = await weftUp(dir, ['-f', join(dir, 'mesh'), '--access-log', accessLog]);
+  const edgeAdmin = (await weft.status()).proxies.find((p) => p.id === 'weft-system/edge')!.listeners.admin!;
+  return { weft, accessLog, edgeAdmin };
 }
 
 export const agent = new Agent({ connections: 16, keepAliveTimeout: 10_000 });
