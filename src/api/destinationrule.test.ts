@@ -109,10 +109,7 @@ test('policies Weft does not implement yet are warned about, field by field', ()
   assert.deepEqual(errorKeys(result), []);
   assert.deepEqual(warnings(result).map((d) => `${d.code} ${d.path}`), [
     'NOT_IMPLEMENTED spec.trafficPolicy.loadBalancer.simple',
-    // connectionPool and outlierDetection are implemented at every level, but for what Node
-    // cannot set: the keepalive probes' count and interval.
-    'NOT_IMPLEMENTED spec.trafficPolicy.connectionPool.tcp.tcpKeepalive.probes',
-    'NOT_IMPLEMENTED spec.trafficPolicy.connectionPool.tcp.tcpKeepalive.interval',
+    // connectionPool (every field) and outlierDetection are implemented at every level.
     // tls ISTIO_MUTUAL (mTLS with the workload certificate), SIMPLE and DISABLE are implemented.
   ]);
   const mutual = dr('host: r\ntrafficPolicy: {tls: {mode: MUTUAL, clientCertificate: /c.pem, privateKey: /k.pem}}');

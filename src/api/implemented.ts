@@ -46,12 +46,9 @@ export const NOT_IMPLEMENTED_FIELDS: Readonly<Record<string, readonly Unimplemen
     { path: 'spec.workloadSelector' },
     // The same policy fields at four levels: the rule, its port-level settings, a subset, and a
     // subset's port-level settings. Implemented: loadBalancer (but PASSTHROUGH and locality),
-    // connectionPool (but tcpKeepalive's probes and interval), outlierDetection, and tls modes DISABLE, SIMPLE, MUTUAL (with files) and ISTIO_MUTUAL.
+    // connectionPool, outlierDetection, and tls modes DISABLE, SIMPLE, MUTUAL (with files) and ISTIO_MUTUAL.
     ...['spec.trafficPolicy', 'spec.trafficPolicy.portLevelSettings[]', 'spec.subsets[].trafficPolicy', 'spec.subsets[].trafficPolicy.portLevelSettings[]'].flatMap(
       (at): UnimplementedField[] => [
-        // Node (libuv) sets only the idle time before keepalive probes; their interval and count are fixed.
-        { path: `${at}.connectionPool.tcp.tcpKeepalive.probes` },
-        { path: `${at}.connectionPool.tcp.tcpKeepalive.interval` },
         { path: `${at}.tls.mode`, when: (v) => v !== 'SIMPLE' && v !== 'DISABLE' && v !== 'ISTIO_MUTUAL' && v !== 'MUTUAL' },
         {
           path: `${at}.tls`,

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCircuitLimitsConfig } from '../../translate/resilience.ts';
 import type { ClusterConfig } from '../../wire/snapshot.ts';
-import { h2Options, poolId, poolSettings, undiciOptions } from './pool-settings.ts';
+import { h2Options, keepalive, poolId, poolSettings, undiciOptions } from './pool-settings.ts';
 
 /** A cluster whose DestinationRule sets `connectionPool` (Istio's field names and durations). */
 const cluster = (connectionPool: unknown, protocol: 'http1' | 'h2' = 'http1'): ClusterConfig =>
@@ -44,6 +44,16 @@ test('tcpKeepalive: time in whole seconds (rounded up, capped at Linux’s maxim
   assert.equal(settings({ tcp: { tcpKeepalive: { time: '500ms' } } }).tcpKeepaliveMs, 1000);
   assert.equal(settings({ tcp: { tcpKeepalive: { time: '1.2s' } } }).tcpKeepaliveMs, 2000);
   assert.equal(settings({ tcp: { tcpKeepalive: { time: '100h' } } }).tcpKeepaliveMs, 32_767_000);
+  // interval in whole seconds like time; probes as given, within Linux's 127; absent: Node's.
+  const all = settings({ tcp: { tcpKeepalive: { time: '7s', interval: '1500ms', probes: 3 } } });
+  assert.deepEqual([all.tcpKeepaliveMs, all.tcpKeepaliveIntervalMs, all.tcpKeepaliveProbes], [7000, 2000, 3]);
+  assert.equal(settings({ tcp: { tcpKeepalive: { probes: 1000 } } }).tcpKeepaliveProbes, 127);
+  const bare = settings({ tcp: { tcpKeepalive: { time: '7s' } } });
+  assert.deepEqual([bare.tcpKeepaliveIntervalMs, bare.tcpKeepaliveProbes], [undefined, undefined]);
+  // …and all three reach the socket (Node 24's setKeepAlive(enable, initialDelay, interval, count)).
+  const calls: unknown[][] = [];
+  keepalive({ setKeepAlive: (...args: unknown[]) => calls.push(args) } as unknown as Parameters<typeof keepalive>[0], all);
+  assert.deepEqual(calls, [[true, 7000, 2000, 3]]);
   // undici pools get a connector that applies it; without the setting they keep undici's own.
   assert.equal(typeof undiciOptions({}, settings({ tcp: { tcpKeepalive: { time: '7s' } } })).connect, 'function');
   assert.equal(undiciOptions({}, settings({ tcp: { maxConnections: 5 } })).connect, undefined);
@@ -64,11 +74,13 @@ test('clusters that differ only in one of these settings get pools of their own'
     { tcp: { tcpKeepalive: {} } },
     { tcp: { tcpKeepalive: { time: '5s' } } },
     { tcp: { tcpKeepalive: { time: '6s' } } },
+    { tcp: { tcpKeepalive: { time: '6s', interval: '2s' } } },
+    { tcp: { tcpKeepalive: { time: '6s', probes: 4 } } },
     { http: { http2KeepAlive: { interval: '1s', timeout: '1s' } } },
     { http: { http2KeepAlive: { interval: '1s', timeout: '2s' } } },
     { http: { http2KeepAlive: { interval: '2s', timeout: '1s' } } },
   ].map((c) => poolId(settings(c, 'h2')));
   assert.equal(new Set(pools).size, pools.length, pools.join('\n'));
   // …and equal settings share one.
-  assert.equal(poolId(settings({ tcp: { tcpKeepalive: { time: '5s' } } })), poolId(settings({ tcp: { tcpKeepalive: { time: '5s', probes: 3 } } })));
+  assert.equal(poolId(settings({ tcp: { tcpKeepalive: { time: '5s', probes: 3 } } })), poolId(settings({ tcp: { tcpKeepalive: { time: '5s', probes: 3 } } })));
 });

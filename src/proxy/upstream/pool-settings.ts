@@ -27,18 +27,27 @@ export interface PoolSettings {
   /**
    * SO_KEEPALIVE on every upstream socket, first probe after this long idle (0 = the OS's idle
    * time); absent = Weft's defaults: undici's own 60 s on plain HTTP/1.1 pools, none on other
-   * sockets (`tcp.tcpKeepalive.time`). libuv fixes the probe interval and count, so
-   * `tcpKeepalive.probes` and `.interval` cannot be honoured.
+   * sockets (`tcp.tcpKeepalive.time`).
    */
   tcpKeepaliveMs?: number;
+  /** With tcpKeepaliveMs: time between unanswered probes (`tcpKeepalive.interval`); absent = Node's 1 s. */
+  tcpKeepaliveIntervalMs?: number;
+  /** With tcpKeepaliveMs: unanswered probes before the connection is dropped (`tcpKeepalive.probes`); absent = Node's 10. */
+  tcpKeepaliveProbes?: number;
   /** HTTP/2: a PING every intervalMs; no ACK within timeoutMs closes the session (`http.http2KeepAlive`). */
   http2KeepAlive?: { intervalMs: number; timeoutMs: number };
 }
 
 /** The longest a Node timer can wait: what "never" becomes. */
 const MAX_TIMER_MS = 2_147_483_647;
-/** Linux's largest TCP_KEEPIDLE, in seconds. */
+/** Linux's largest TCP_KEEPIDLE and TCP_KEEPINTVL, in seconds, and TCP_KEEPCNT. */
 const MAX_KEEPIDLE_S = 32_767;
+const MAX_KEEPCNT = 127;
+
+/** A keepalive time as libuv takes it: whole seconds, rounded up, within Linux's maximum. */
+function wholeSeconds(ms: number): number {
+  return Math.min(Math.ceil(ms / 1000), MAX_KEEPIDLE_S) * 1000;
+}
 
 /** The settings of a cluster with a `connectionPool`; undefined (Weft's defaults) otherwise. */
 export function poolSettings(cluster: ClusterConfig): PoolSettings | undefined {
@@ -54,7 +63,13 @@ export function poolSettings(cluster: ClusterConfig): PoolSettings | undefined {
   // libuv counts the idle time in whole seconds (and takes 0 as "leave it"): round up, so a
   // sub-second `time` still turns probing on rather than falling back to the OS's two hours; and
   // cap it at Linux's maximum, past which the kernel refuses it (and keeps its default).
-  if (l.tcpKeepalive) p.tcpKeepaliveMs = l.tcpKeepalive.timeMs ? Math.min(Math.ceil(l.tcpKeepalive.timeMs / 1000), MAX_KEEPIDLE_S) * 1000 : 0;
+  const ka = l.tcpKeepalive;
+  if (ka) {
+    p.tcpKeepaliveMs = ka.timeMs ? wholeSeconds(ka.timeMs) : 0;
+    if (ka.intervalMs) p.tcpKeepaliveIntervalMs = wholeSeconds(ka.intervalMs);
+    // Linux takes 1..127 probes (TCP_KEEPCNT); 0 means "not set" in Istio's proto.
+    if (ka.probes) p.tcpKeepaliveProbes = Math.min(ka.probes, MAX_KEEPCNT);
+  }
   if (l.http2KeepAlive) p.http2KeepAlive = { intervalMs: l.http2KeepAlive.intervalMs, timeoutMs: l.http2KeepAlive.timeoutMs };
   return p;
 }
@@ -63,7 +78,8 @@ export function poolSettings(cluster: ClusterConfig): PoolSettings | undefined {
 export function poolId(p: PoolSettings | undefined): string {
   if (!p) return '';
   const ka = p.http2KeepAlive;
-  return `~pool:${p.connectTimeoutMs},${p.idleTimeoutMs},${p.maxRequestsPerConnection},${p.maxConcurrentStreams},${p.maxConnectionDurationMs},${p.tcpKeepaliveMs ?? '-'},${ka ? `${ka.intervalMs}/${ka.timeoutMs}` : '-'}`;
+  const tcp = p.tcpKeepaliveMs === undefined ? '-' : `${p.tcpKeepaliveMs}/${p.tcpKeepaliveIntervalMs ?? '-'}/${p.tcpKeepaliveProbes ?? '-'}`;
+  return `~pool:${p.connectTimeoutMs},${p.idleTimeoutMs},${p.maxRequestsPerConnection},${p.maxConcurrentStreams},${p.maxConnectionDurationMs},${tcp},${ka ? `${ka.intervalMs}/${ka.timeoutMs}` : '-'}`;
 }
 
 /**
@@ -72,9 +88,19 @@ export function poolId(p: PoolSettings | undefined): string {
  * earlier without a time, libuv would impose its own 60 s instead of the OS's default.
  */
 export function withTcpKeepalive<S extends Socket>(socket: S, p: PoolSettings | undefined): S {
-  const ms = p?.tcpKeepaliveMs;
-  if (ms !== undefined) socket.once('connect', () => socket.setKeepAlive(true, ms));
+  if (p?.tcpKeepaliveMs !== undefined) socket.once('connect', () => keepalive(socket, p));
   return socket;
+}
+
+/**
+ * Node 24's `setKeepAlive` also takes the probe interval and count (TCP_KEEPINTVL, TCP_KEEPCNT);
+ * @types/node does not say so yet. An older Node ignores the two extra arguments.
+ */
+type SetKeepAlive = (enable: boolean, initialDelayMs?: number, intervalMs?: number, count?: number) => unknown;
+
+/** SO_KEEPALIVE with the cluster's idle time, probe interval and probe count. */
+export function keepalive(socket: Pick<Socket, 'setKeepAlive'>, p: PoolSettings): void {
+  (socket.setKeepAlive as unknown as SetKeepAlive).call(socket, true, p.tcpKeepaliveMs, p.tcpKeepaliveIntervalMs, p.tcpKeepaliveProbes);
 }
 
 /** undici pool options: `base` (Weft's defaults) with the cluster's settings over it. */
@@ -102,7 +128,7 @@ function keepaliveConnector(p: PoolSettings): buildConnector.connector {
   const connect = buildConnector({ timeout: p.connectTimeoutMs, keepAlive: false });
   return (options, callback) =>
     connect(options, (...result) => {
-      if (result[1]) result[1].setKeepAlive(true, p.tcpKeepaliveMs);
+      if (result[1]) keepalive(result[1], p);
       callback(...result);
     });
 }
