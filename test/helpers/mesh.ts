@@ -4,11 +4,11 @@ import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createServer } from 'node:net';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
 import { start, type Proc } from './process.ts';
+import { appPort } from '../../src/control/app-port.ts';
 
 export const WEFT = fileURLToPath(new URL('../../bin/weft.js', import.meta.url));
 export const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
@@ -41,16 +41,12 @@ export interface StatusJson {
   diagnostics: string[];
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
+/**
+ * A free port for another process to bind later (weft's edge, an address where nothing listens):
+ * below the OS's ephemeral range, so no process binding port 0 meanwhile can take it
+ * (src/control/app-port.ts says why that matters).
+ */
+export const freePort = (): Promise<number> => appPort();
 
 /** Copy fixture folders into a fresh temporary folder (so tests can edit the mesh files). */
 export async function meshDir(...fixtures: string[]): Promise<string> {
