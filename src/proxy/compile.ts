@@ -210,11 +210,16 @@ function compileCluster(c: ClusterConfig, snapshot: ProxySnapshot, deps: Compile
         state.active = v;
       },
     };
+    let metrics: PeerLabels | undefined;
     byKey.set(state.key, {
       config: e,
       state,
       lb,
-      metrics: deps.metrics.peer(sourcePeerLabels(snapshot.proxy, c, e, state.transport.mtls !== undefined)),
+      // Rendered at the endpoint's first answer, not here: a proxy of a large mesh knows thousands
+      // of endpoints and answers through few (rendering them all was a third of a compile).
+      get metrics() {
+        return (metrics ??= deps.metrics.peer(sourcePeerLabels(snapshot.proxy, c, e, state.transport.mtls !== undefined)));
+      },
     });
   }
   if (c.limits) checkCircuitLimitsConfig(c.limits);

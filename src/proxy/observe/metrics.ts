@@ -127,9 +127,8 @@ export class MeshMetrics {
 
   /** The same label values always give the same object, so counts survive configuration swaps. */
   peer(v: PeerLabelValues): PeerLabels {
-    const rendered = Object.entries(v)
-      .map(([k, val]) => `${k}="${escapeLabel(String(val))}"`)
-      .join(',');
+    let rendered = '';
+    for (const k in v) rendered += `${rendered ? ',' : ''}${k}="${escapeLabel(String(v[k as keyof PeerLabelValues]))}"`;
     let p = this.peers.get(rendered);
     if (!p) {
       p = new PeerLabels(rendered, this.series, this.fallbacks);
@@ -172,6 +171,10 @@ function histogram(out: string[], name: string, help: string, series: readonly S
   }
 }
 
+const NEEDS_ESCAPE = /[\\\n"]/;
+
+/** Prometheus label value escaping; most values need none (a snapshot renders one set per endpoint). */
 function escapeLabel(v: string): string {
+  if (!NEEDS_ESCAPE.test(v)) return v;
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
