@@ -24,7 +24,11 @@ function fakeConnection(id: string, token: string, inbound: string) {
   const sent: ProxySnapshot[] = [];
   const conn: ProxyConnection = {
     hello: { type: 'hello', id, token, listeners: { inbound, outbound: '127.0.0.1:1', admin: '127.0.0.1:2' }, pid: 42 },
-    send: (s) => sent.push(s),
+    send: (s, text) => {
+      // What goes on the wire is exactly the snapshot, version included.
+      assert.deepEqual(JSON.parse(text!), JSON.parse(JSON.stringify(s)));
+      sent.push(s);
+    },
     close: () => {},
   };
   return { conn, sent };

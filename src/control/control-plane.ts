@@ -245,7 +245,9 @@ export class ControlPlane {
         this.log(`could not translate configuration for ${rec.node.id}: ${(err as Error).stack}`);
         continue;
       }
-      const body = JSON.stringify(snap);
+      // Compared without its version (which changes on every push), and serialised only once.
+      const { version: _unversioned, ...rest } = snap;
+      const body = JSON.stringify(rest);
       if (body !== rec.sentBody) changed.push([rec, snap, body]);
     }
     if (changed.length === 0) return;
@@ -254,7 +256,8 @@ export class ControlPlane {
       snap.version = this.version;
       rec.sentBody = body;
       rec.sentVersion = this.version;
-      rec.conn!.send(snap);
+      // `body` is an object's JSON ('{"wire":…}'): the version goes in front of its first key.
+      rec.conn!.send(snap, `{"version":${this.version},${body.slice(1)}`);
     }
   }
 }

@@ -7,7 +7,8 @@ import { ndjson, readNdjson } from '../wire/ndjson.ts';
 
 export interface ProxyConnection {
   readonly hello: ProxyHello;
-  send(snapshot: ProxySnapshot): void;
+  /** `text`, when given, is `snapshot` already serialised (the control plane has it). */
+  send(snapshot: ProxySnapshot, text?: string): void;
   close(): void;
 }
 
@@ -53,8 +54,8 @@ export async function startPushServer(bind: { host: string; port: number }, h: P
           }
           conn = {
             hello: msg,
-            send: (snap) => {
-              if (!stream.destroyed) stream.write(ndjson(snap));
+            send: (snap, text) => {
+              if (!stream.destroyed) stream.write(text === undefined ? ndjson(snap) : `${text}\n`);
             },
             close: () => stream.close(),
           };
