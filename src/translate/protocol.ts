@@ -30,16 +30,8 @@ export function portProtocol(service: Pick<ServiceInfo, 'origin'>, sp: ServicePo
   return KNOWN.has(prefix) ? prefix : 'unsupported';
 }
 
-/** Istio's ClientTLSSettings, the fields SIMPLE uses (the api types keep `tls` untyped). */
-interface ClientTLSSettings {
-  mode?: string;
-  clientCertificate?: string;
-  privateKey?: string;
-  sni?: string;
-  caCertificates?: string;
-  subjectAltNames?: string[];
-  insecureSkipVerify?: boolean;
-}
+/** Istio's ClientTLSSettings as written (the api types keep `tls` untyped): the wire's fields, any mode. */
+type ClientTLSSettings = Omit<Partial<ClusterTlsConfig>, 'mode'> & { mode?: string };
 
 const KNOWN = new Set(['tcp', 'udp', 'grpc', 'grpc-web', 'http', 'http_proxy', 'http2', 'https', 'tls', 'mongo', 'redis', 'mysql']);
 
@@ -90,9 +82,9 @@ export function inboundProtocol(registry: Registry, proxy: ProxyNode): UpstreamP
 }
 
 /**
- * The TLS a cluster originates: `SIMPLE` with its settings; `ISTIO_MUTUAL` and `DISABLE` as the
- * mode alone (mTLS with the workload certificate to every endpoint; plaintext even to sidecars).
- * Unset (and MUTUAL, not implemented and reported as such) is absent: auto mTLS.
+ * The TLS a cluster originates: `SIMPLE` and `MUTUAL` with their settings; `ISTIO_MUTUAL` and
+ * `DISABLE` as the mode alone (mTLS with the workload certificate to every endpoint; plaintext
+ * even to sidecars). Unset is absent: auto mTLS.
  */
 export function clusterTls(policy: ClusterTrafficPolicy | undefined): ClusterTlsConfig | undefined {
   const tls = policy?.tls as ClientTLSSettings | undefined;
