@@ -32,8 +32,8 @@ import {
   stopProcess,
   waitForPort,
 } from './lib/procs.ts';
-import { changeProbe, haproxyConf, nginxProxyConf, routeScaleMesh, upstreamNginxConf, weftMesh, BODY_BYTES } from './lib/configs.ts';
-import { weftUp, type RunningWeft } from './lib/weft.ts';
+import { changeProbe, haproxyConf, nginxProxyConf, routeScaleMesh, upstreamNginxConf, BODY_BYTES } from './lib/configs.ts';
+import { weftUp, writeBenchMesh, type RunningWeft } from './lib/weft.ts';
 import { latency, sse, throughput, type Target } from './lib/measure.ts';
 import { summarise, printReport, type RawResults, type PathId, type Round, PATH_LABELS } from './lib/report.ts';
 import { spread } from './lib/stats.ts';
@@ -308,27 +308,7 @@ async function benchmark(s: Settings, tmp: string, loadgen: string, weftRoot: st
     cpu: PROXY_CPU,
   });
 
-  const meshDir = join(tmp, 'mesh');
-  await mkdir(meshDir);
-  const meshNginxDir = join(tmp, 'mesh-nginx');
-  await mkdir(meshNginxDir);
-  const meshNginxPort = await freePort();
-  await writeFile(join(meshNginxDir, 'nginx.conf'), upstreamNginxConf(meshNginxDir, meshNginxPort));
-  await writeFile(
-    join(meshDir, 'mesh.yaml'),
-    weftMesh({
-      upstreamPort: upPort,
-      ssePort,
-      meshNginxConf: join(meshNginxDir, 'nginx.conf'),
-      meshNginxErrorLog: join(meshNginxDir, 'error.log'),
-      meshNginxPort,
-      node,
-      sseServer: join(BENCH, 'sse-server.ts'),
-      appCpu: LOAD_CPU,
-    }),
-  );
-  const probePort = await freePort();
-  await writeFile(join(meshDir, 'change-probe.yaml'), changeProbe(probePort, 1));
+  const { meshDir, probePort } = await writeBenchMesh(tmp, { upstreamPort: upPort, ssePort, node, appCpu: LOAD_CPU });
   const edgePort = await freePort();
   say('starting weft up (edge, 3 workloads with sidecars)');
   const weft = await weftUp({ root: weftRoot, meshDir, edgePort, stateDir: join(tmp, 'weft-state'), cpu: PROXY_CPU });

@@ -8,8 +8,8 @@ import { copyFile, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, startProcess, waitForPort, stopProcess } from './procs.ts';
-import { upstreamNginxConf, weftMesh, changeProbe } from './configs.ts';
-import { weftUp } from './weft.ts';
+import { upstreamNginxConf } from './configs.ts';
+import { weftUp, writeBenchMesh } from './weft.ts';
 import { throughput } from './measure.ts';
 import { summarise, formatSummary } from '../profile-summary.ts';
 
@@ -27,28 +27,9 @@ export async function profileWeft(o: { tmp: string; weftRoot: string; proxyCpu: 
   const sseServer = startProcess('sse server', node, [join(BENCH, 'sse-server.ts'), String(ssePort)], { cpu: o.loadCpu });
   await waitForPort(upPort, 10_000, 'the upstream nginx');
 
-  const meshDir = join(o.tmp, 'mesh');
-  const meshNginxDir = join(o.tmp, 'mesh-nginx');
   const profDir = join(o.tmp, 'profiles');
-  await mkdir(meshDir);
-  await mkdir(meshNginxDir);
   await mkdir(profDir);
-  const meshNginxPort = await freePort();
-  await writeFile(join(meshNginxDir, 'nginx.conf'), upstreamNginxConf(meshNginxDir, meshNginxPort));
-  await writeFile(
-    join(meshDir, 'mesh.yaml'),
-    weftMesh({
-      upstreamPort: upPort,
-      ssePort,
-      meshNginxConf: join(meshNginxDir, 'nginx.conf'),
-      meshNginxErrorLog: join(meshNginxDir, 'error.log'),
-      meshNginxPort,
-      node,
-      sseServer: join(BENCH, 'sse-server.ts'),
-      appCpu: o.loadCpu,
-    }),
-  );
-  await writeFile(join(meshDir, 'change-probe.yaml'), changeProbe(await freePort(), 1));
+  const { meshDir } = await writeBenchMesh(o.tmp, { upstreamPort: upPort, ssePort, node, appCpu: o.loadCpu });
   const edgePort = await freePort();
   say('starting weft up with NODE_OPTIONS=--cpu-prof');
   const weft = await weftUp({

@@ -1,9 +1,39 @@
 // Runs `weft up` for the benchmark and finds the processes on each path with `weft status -o json`.
 
 import { execFile } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { adoptGroup, startProcess, stopProcess, type Started } from './procs.ts';
+import { adoptGroup, freePort, startProcess, stopProcess, type Started } from './procs.ts';
+import { changeProbe, upstreamNginxConf, weftMesh } from './configs.ts';
+
+/**
+ * Writes the benchmark's mesh under `tmp`: `mesh/mesh.yaml` (weftMesh: the one-hop upstreams and
+ * the mesh path with its own nginx app, config in `mesh-nginx/`) and `mesh/change-probe.yaml`.
+ * Returns the mesh folder and the change probe's port.
+ */
+export async function writeBenchMesh(tmp: string, o: { upstreamPort: number; ssePort: number; node: string; appCpu: number }): Promise<{ meshDir: string; probePort: number }> {
+  const meshDir = join(tmp, 'mesh');
+  const meshNginxDir = join(tmp, 'mesh-nginx');
+  await mkdir(meshDir);
+  await mkdir(meshNginxDir);
+  const meshNginxPort = await freePort();
+  await writeFile(join(meshNginxDir, 'nginx.conf'), upstreamNginxConf(meshNginxDir, meshNginxPort));
+  await writeFile(
+    join(meshDir, 'mesh.yaml'),
+    weftMesh({
+      ...o,
+      meshNginxConf: join(meshNginxDir, 'nginx.conf'),
+      meshNginxErrorLog: join(meshNginxDir, 'error.log'),
+      meshNginxPort,
+      sseServer: fileURLToPath(new URL('../sse-server.ts', import.meta.url)),
+    }),
+  );
+  const probePort = await freePort();
+  await writeFile(join(meshDir, 'change-probe.yaml'), changeProbe(probePort, 1));
+  return { meshDir, probePort };
+}
 
 export interface WeftProxyStatus {
   id: string;
