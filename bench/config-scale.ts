@@ -29,6 +29,7 @@ import type { Resource, WorkloadEntrySpec } from '../src/api/types.ts';
 import type { ProxyNode } from '../src/wire/snapshot.ts';
 import { memoryKiB, startProcess, stopAll, killAllNow, type Started } from './lib/procs.ts';
 import { spread } from './lib/stats.ts';
+import { routedService } from './lib/configs.ts';
 
 function flag(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -60,33 +61,7 @@ function meshYaml(): string {
   const docs: string[] = [];
   for (let s = 0; s < services; s++) {
     const name = `svc-${s}`;
-    docs.push(`apiVersion: v1
-kind: Service
-metadata: {name: ${name}}
-spec:
-  selector: {app: ${name}}
-  ports: [{name: http, port: 80}]
-`);
-    docs.push(`apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: ${name}}
-spec:
-  host: ${name}
-  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}
-  subsets:
-  - name: v1
-    labels: {version: v1}
-`);
-    docs.push(`apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: ${name}}
-spec:
-  hosts: [${name}]
-  http:
-  - name: main
-    route:
-    - destination: {host: ${name}, subset: v1}
-`);
+    docs.push(routedService(name));
     for (let e = 0; e < endpointsPer; e++) {
       // Distinct addresses on loopback; nothing needs to listen there (no traffic is sent).
       const n = s * endpointsPer + e;

@@ -119,7 +119,7 @@ export interface WeftMeshInput {
  * (a uri match), balancing (LEAST_REQUEST, Istio's default, over a subset) and the standard
  * metrics every proxy records.
  */
-function routedService(name: string): string {
+export function routedService(name: string): string {
   return `apiVersion: v1
 kind: Service
 metadata: {name: ${name}}
