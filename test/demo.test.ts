@@ -16,7 +16,7 @@ describe('weft up: the embedded demo', () => {
   let weft: RunningWeft;
   let accessLog: string;
   /** What the proxies logged for the llm-chat requests, so a failure says which flag and why. */
-  const chatLog = async () => (await readFile(accessLog, 'utf8').catch(() => '')).split('\n').filter((l) => l.includes('llm-chat')).slice(-6).join('\n');
+  const chatLog = async (lines = 6) => (await readFile(accessLog, 'utf8').catch(() => '')).split('\n').filter((l) => l.includes('llm-chat')).slice(-lines).join('\n');
   before(async () => {
     const dir = await mkdtemp(join(tmpdir(), 'weft-demo-'));
     accessLog = join(dir, 'access.log');
@@ -121,9 +121,14 @@ describe('weft up: the embedded demo', () => {
     const chat = (session: string) =>
       viaEdge(weft.edge, 'llm-chat', '/v1/chat/completions', { 'x-session-id': session, 'content-type': 'application/json' }, JSON.stringify({ model: 'weft-markov-2', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }));
     const statuses: number[] = [];
-    for (let i = 0; i < 40; i++) statuses.push((await chat(`chaos-${i}`)).status);
+    const seenBy: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const r = await chat(`chaos-${i}`);
+      statuses.push(r.status);
+      seenBy.push(`${r.status}:${r.headers['x-replica'] ?? '?'}`);
+    }
     // Three 500s from llm-chat-1, then it is ejected and every session lands on llm-chat-0.
-    assert.equal(statuses.filter((s) => s === 500).length, 3, statuses.join(' '));
+    assert.equal(statuses.filter((s) => s === 500).length, 3, `${seenBy.join(' ')}\n${await chatLog(60)}`);
     assert.ok(statuses.slice(-10).every((s) => s === 200));
     const { stdout } = await promisify(execFile)(process.execPath, [WEFT, 'status', '--state-dir', weft.stateDir]);
     assert.match(stdout, /ejected endpoints[\s\S]*weft-system\/edge\s+outbound\|80\|\|llm-chat\.default\.svc\.cluster\.local\s+\S+\s+consecutive_5xx/);
