@@ -125,10 +125,10 @@ describe('weft up: the embedded demo', () => {
     for (let i = 0; i < 40; i++) {
       const r = await chat(`chaos-${i}`);
       statuses.push(r.status);
-      seenBy.push(`${r.status}:${r.headers['x-replica'] ?? '?'}`);
+      seenBy.push(`${r.status}:${r.headers['x-replica'] ?? '?'}${r.status === 200 ? '' : `(${r.body.slice(0, 60)})`}`);
     }
     // Three 500s from llm-chat-1, then it is ejected and every session lands on llm-chat-0.
-    assert.equal(statuses.filter((s) => s === 500).length, 3, `${seenBy.join(' ')}\n${await chatLog(60)}`);
+    assert.equal(statuses.filter((s) => s === 500).length, 3, `${seenBy.join(' ')}\n${await chatLog(60)}\n${weft.proc.output().slice(-3000)}`);
     assert.ok(statuses.slice(-10).every((s) => s === 200));
     const { stdout } = await promisify(execFile)(process.execPath, [WEFT, 'status', '--state-dir', weft.stateDir]);
     assert.match(stdout, /ejected endpoints[\s\S]*weft-system\/edge\s+outbound\|80\|\|llm-chat\.default\.svc\.cluster\.local\s+\S+\s+consecutive_5xx/);
