@@ -1,0 +1,95 @@
+// The edge's garbage collection under open-loop load: RSS, young-generation survival and scavenge pauses, per set of Node options.
+//
+// Why it exists: Weft's tails at 5000 req/s follow its scavenges (docs/performance.md, "Garbage
+// collection"). This runs the bench mesh under `weft up` (proxies on CPU 0, upstream and load on
+// CPU 1), drives the edge at 1000 then 5000 req/s with bench/loadgen.c, and reads V8's
+// `--trace-gc-nvp` lines from the edge (turned on by a preloaded module, because Node refuses
+// trace flags in NODE_OPTIONS). Each variant is a fresh `weft up`.
+//
+// Usage: node bench/gc-trace.ts [--runs N] [--variant 'NAME=NODE OPTIONS']...
+//   e.g. --variant 'semi4=--max-semi-space-size=4'  (default: one variant with no options)
+
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { freePort, memoryKiB, startProcess, stopAll, waitForPort } from './lib/procs.ts';
+import { upstreamNginxConf } from './lib/configs.ts';
+import { writeBenchMesh, weftUp } from './lib/weft.ts';
+import { latency } from './lib/measure.ts';
+import { percentile } from './lib/stats.ts';
+
+const { values } = parseArgs({ options: { variant: { type: 'string', multiple: true }, runs: { type: 'string', default: '1' } } });
+const variants = (values.variant ?? ['default=']).map((v) => {
+  const eq = v.indexOf('=');
+  return { name: v.slice(0, eq), nodeOptions: v.slice(eq + 1) };
+});
+
+const tmp = await mkdtemp(join(tmpdir(), 'weft-gc-trace-'));
+const loadgen = join(tmp, 'loadgen');
+execFileSync('gcc', ['-O2', '-o', loadgen, fileURLToPath(new URL('./loadgen.c', import.meta.url))]);
+const traceModule = join(tmp, 'trace-gc.mjs');
+await writeFile(traceModule, "import v8 from 'node:v8';\nv8.setFlagsFromString('--trace-gc-nvp');\n");
+
+const upPort = await freePort();
+const upDir = join(tmp, 'upstream');
+await mkdir(upDir);
+await writeFile(join(upDir, 'nginx.conf'), upstreamNginxConf(upDir, upPort));
+const upstream = startProcess('upstream nginx', 'nginx', ['-e', join(upDir, 'error.log'), '-c', join(upDir, 'nginx.conf'), '-g', 'daemon off;'], { cpu: 1 });
+process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
+
+/** The edge's scavenge lines in `output` (kept capped by procs.ts, so compare lines, not offsets). */
+function scavengeLines(output: string): string[] {
+  return output.split('\n').filter((line) => line.startsWith('[weft-system/edge') && line.includes(' gc=s '));
+}
+
+/** The scavenges printed after the line `after` (all of them if it is gone or absent). */
+function scavenges(output: string, after: string | undefined): Array<{ pauseMs: number; survivePct: number; promotedMiB: number }> {
+  const lines = scavengeLines(output);
+  const out = [];
+  for (const line of lines.slice(after === undefined ? 0 : lines.lastIndexOf(after) + 1)) {
+    const field = (name: string) => Number(new RegExp(`\\b${name}=([\\d.]+)`).exec(line)?.[1]);
+    out.push({ pauseMs: field('pause'), survivePct: field('new_space_survive_rate_'), promotedMiB: field('promoted') / 2 ** 20 });
+  }
+  return out;
+}
+
+try {
+  await waitForPort(upPort, 10_000, 'the upstream nginx', upstream);
+  console.log('| variant | run | idle RSS MiB | rate | peak RSS MiB | p50 µs (absolute) | p99 µs | scavenges | pause p50 / max ms | survived p50 % | promoted MiB/s |');
+  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (let run = 1; run <= Number(values.runs); run++) {
+    for (const v of variants) {
+      const dir = join(tmp, `${v.name}-${run}`);
+      await mkdir(dir);
+      const { meshDir } = await writeBenchMesh(dir, { upstreamPort: upPort, ssePort: upPort, node: process.execPath, appCpu: 1 });
+      const edgePort = await freePort();
+      const env = { ...process.env, NODE_OPTIONS: `${v.nodeOptions} --import ${traceModule}`.trim() };
+      const weft = await weftUp({ root: fileURLToPath(new URL('..', import.meta.url)), meshDir, edgePort, stateDir: join(dir, 'state'), cpu: 0, env });
+      try {
+        const edge = await weft.proxy('weft-system/edge');
+        const idle = (memoryKiB(edge.pid!)?.rss ?? 0) / 1024;
+        // A warm-up at each rate, then the measured run (the JIT's state after warm-up varies; see the docs).
+        for (const rate of [1000, 5000]) {
+          await latency(loadgen, { port: edgePort, host: 'bench-upstream' }, { rate, durationS: 3, warmupS: 0.5, connections: 32 }, [edge.pid!]);
+          const from = scavengeLines(weft.proc.output()).at(-1);
+          const r = await latency(loadgen, { port: edgePort, host: 'bench-upstream' }, { rate, durationS: 5, warmupS: 0.5, connections: 32 }, [edge.pid!]);
+          const s = scavenges(weft.proc.output(), from);
+          const pauses = s.map((x) => x.pauseMs).sort((a, b) => a - b);
+          const survived = s.map((x) => x.survivePct).sort((a, b) => a - b);
+          const promoted = s.reduce((a, x) => a + x.promotedMiB, 0) / 5.5;
+          console.log(
+            `| ${v.name} | ${run} | ${idle.toFixed(0)} | ${rate} | ${(r.peakRssKiB[0] / 1024).toFixed(0)} | ${r.latencyUs.p50.toFixed(0)} | ${r.latencyUs.p99.toFixed(0)} | ${s.length} | ` +
+              `${s.length ? `${percentile(pauses, 50).toFixed(1)} / ${pauses[pauses.length - 1].toFixed(1)}` : '–'} | ${s.length ? percentile(survived, 50).toFixed(1) : '–'} | ${promoted.toFixed(1)} |`,
+          );
+        }
+      } finally {
+        await weft.stop();
+      }
+    }
+  }
+} finally {
+  await stopAll();
+}
