@@ -182,6 +182,13 @@ export function relay(
       if (done) return;
       done = true;
       if (idle) clearTimeout(idle);
+      // Let go of both streams: a listener left on them keeps this request's whole state
+      // reachable for as long as either object lives (see docs/performance.md, garbage collection).
+      body.off('data', write);
+      body.off('end', end);
+      body.off('error', onError);
+      body.on('error', ignore);
+      res.off('close', onClose);
       if (failure) {
         body.destroy();
         if (!res.writableFinished) abortDownstream(res);
@@ -206,19 +213,24 @@ export function relay(
       res.end();
       finish();
     };
-    res.on('close', () => {
+    const onClose = () => {
       if (!res.writableFinished) finish('DOWNSTREAM_DISCONNECT');
-    });
+    };
+    const onError = () => finish(timedOut() ? 'UPSTREAM_TIMEOUT' : res.destroyed ? 'DOWNSTREAM_DISCONNECT' : 'UPSTREAM_RESET');
+    res.on('close', onClose);
     if (opts.first === null) return end();
     armIdle();
     if (opts.first) write(opts.first);
     body.on('data', write);
     body.on('end', end);
-    body.on('error', () => finish(timedOut() ? 'UPSTREAM_TIMEOUT' : res.destroyed ? 'DOWNSTREAM_DISCONNECT' : 'UPSTREAM_RESET'));
+    body.on('error', onError);
     // A body paused while its first chunk was awaited does not flow again by itself.
     if (!body.readableFlowing) body.resume();
   });
 }
+
+/** An 'error' listener for a stream whose errors no longer matter. */
+const ignore = () => {};
 
 /**
  * Wait for the first chunk of an answer's body, at most `ms`: the chunk (the body is left paused
