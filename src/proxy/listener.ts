@@ -16,7 +16,7 @@
 
 import { createServer as createTcpServer, type Server as TcpServer, type Socket, type AddressInfo } from 'node:net';
 import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
+import { createServer as createHttp2Server, Http2ServerResponse, type Http2ServerRequest, type ServerHttp2Session } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { MtlsMode } from '../wire/snapshot.ts';
 
@@ -56,6 +56,22 @@ export interface MeshListener {
   close(): Promise<void>;
 }
 
+/**
+ * The HTTP/2 compatibility API's response, with `writableFinished` as HTTP/1.1 means it. The
+ * pipeline tells a client that left from a finished answer by `writableFinished` on 'close'; the
+ * compatibility API reports true once the stream is closed, even by the client's RST_STREAM.
+ * Finished means: ended by us, not reset. (A class rather than a property defined on each
+ * response: a getter added per response gives every response a hidden class of its own, which
+ * V8 keeps reachable from the shared transition tree until a full collection.)
+ */
+class MeshHttp2Response extends Http2ServerResponse {}
+// On the prototype, once (node's typings declare `writableFinished` a plain property, which a class accessor may not override).
+Object.defineProperty(MeshHttp2Response.prototype, 'writableFinished', {
+  get(this: Http2ServerResponse) {
+    return this.writableEnded && !this.stream.rstCode;
+  },
+});
+
 export function meshListener(h: ListenerHandlers, security?: ListenerSecurity): MeshListener {
   const http1 = createHttp1Server(
     {
@@ -70,17 +86,11 @@ export function meshListener(h: ListenerHandlers, security?: ListenerSecurity): 
   if (h.upgrade) http1.on('upgrade', h.upgrade);
   if (h.connect) http1.on('connect', h.connect);
 
-  const http2 = createHttp2Server({ settings: { enablePush: false } });
+  const http2 = createHttp2Server({ settings: { enablePush: false }, Http2ServerResponse: MeshHttp2Response });
   http2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
     // The pipeline reads the authority from `host`; in HTTP/2 it is `:authority` (RFC 9113 §8.3.1).
     const authority = req.headers[':authority'];
     if (authority !== undefined) req.headers.host = authority;
-    // The pipeline tells a client that left from a finished answer by `writableFinished` on
-    // 'close', as for HTTP/1.1; the compatibility API reports true once the stream is closed,
-    // even by the client's RST_STREAM. Finished means: ended by us, not reset.
-    Object.defineProperty(res, 'writableFinished', {
-      get: () => res.writableEnded && !res.stream.rstCode,
-    });
     h.request(req as unknown as IncomingMessage, res as unknown as ServerResponse);
   });
   const sessions = new Set<ServerHttp2Session>();
