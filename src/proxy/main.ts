@@ -3,6 +3,10 @@
 import { startProxy } from './proxy.ts';
 import { jsonAccessLog } from './observe/access-log.ts';
 import { createWriteStream } from 'node:fs';
+import { installLeanAsyncBind } from './async-bind.ts';
+
+// Before any HTTP/2 session exists: node's own bind makes every upstream HTTP/2 request outlive young-generation collections (async-bind.ts).
+installLeanAsyncBind();
 
 function env(name: string, fallback?: string): string {
   const v = process.env[name] ?? fallback;
