@@ -1,4 +1,4 @@
-// The edge's garbage collection under open-loop load: RSS, young-generation survival and scavenge pauses, per set of Node options.
+// A proxy's garbage collection under open-loop load: RSS, young-generation survival and scavenge pauses, per set of Node options.
 //
 // Why it exists: Weft's tails at 5000 req/s follow its scavenges (docs/performance.md, "Garbage
 // collection"). This runs the bench mesh under `weft up` (proxies on CPU 0, upstream and load on
@@ -6,8 +6,13 @@
 // `--trace-gc-nvp` lines from the edge (turned on by a preloaded module, because Node refuses
 // trace flags in NODE_OPTIONS). Each variant is a fresh `weft up`.
 //
-// Usage: node bench/gc-trace.ts [--runs N] [--variant 'NAME=NODE OPTIONS']...
+// Usage: node bench/gc-trace.ts [--path edge|mesh] [--runs N] [--warmup SECONDS] [--variant 'NAME=NODE OPTIONS']...
 //   e.g. --variant 'semi4=--max-semi-space-size=4'  (default: one variant with no options)
+//   --path mesh loads the client sidecar (client sidecar → server sidecar → app) and reports
+//   each sidecar's scavenges on a row of its own; RSS is the client sidecar's.
+//   --warmup (default 10 s) is the load at each rate before the measured 5 s: young Node
+//   processes keep much more of new space alive than warm ones (the minimal Node proxy needs
+//   about 13 s at 1000 req/s), and the full benchmark measures warm proxies.
 
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
@@ -21,7 +26,17 @@ import { writeBenchMesh, weftUp } from './lib/weft.ts';
 import { latency } from './lib/measure.ts';
 import { percentile } from './lib/stats.ts';
 
-const { values } = parseArgs({ options: { variant: { type: 'string', multiple: true }, runs: { type: 'string', default: '1' } } });
+const { values } = parseArgs({
+  options: {
+    variant: { type: 'string', multiple: true },
+    runs: { type: 'string', default: '1' },
+    path: { type: 'string', default: 'edge' },
+    warmup: { type: 'string', default: '10' },
+  },
+});
+if (values.path !== 'edge' && values.path !== 'mesh') throw new Error(`--path is edge or mesh, not ${values.path}`);
+/** The proxies whose scavenges count, by the prefix weft up puts on their output lines. */
+const traced = values.path === 'edge' ? ['[weft-system/edge'] : ['[default/bench-client-0', '[default/mesh-upstream-0'];
 const variants = (values.variant ?? ['default=']).map((v) => {
   const eq = v.indexOf('=');
   return { name: v.slice(0, eq), nodeOptions: v.slice(eq + 1) };
@@ -40,16 +55,17 @@ await writeFile(join(upDir, 'nginx.conf'), upstreamNginxConf(upDir, upPort));
 const upstream = startProcess('upstream nginx', 'nginx', ['-e', join(upDir, 'error.log'), '-c', join(upDir, 'nginx.conf'), '-g', 'daemon off;'], { cpu: 1 });
 process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
 
-/** The edge's scavenge lines in `output` (kept capped by procs.ts, so compare lines, not offsets). */
+/** The traced proxies' scavenge lines in `output` (kept capped by procs.ts, so compare lines, not offsets). */
 function scavengeLines(output: string): string[] {
-  return output.split('\n').filter((line) => line.startsWith('[weft-system/edge') && line.includes(' gc=s '));
+  return output.split('\n').filter((line) => traced.some((t) => line.startsWith(t)) && line.includes(' gc=s '));
 }
 
-/** The scavenges printed after the line `after` (all of them if it is gone or absent). */
-function scavenges(output: string, after: string | undefined): Array<{ pauseMs: number; survivePct: number; promotedMiB: number }> {
-  const lines = scavengeLines(output);
+/** The scavenges of the proxy whose lines start with `prefix`, printed after the line `after` (all of them if it is gone or absent). */
+function scavenges(output: string, after: string | undefined, prefix: string): Array<{ pauseMs: number; survivePct: number; promotedMiB: number }> {
+  const all = scavengeLines(output);
+  const lines = all.slice(after === undefined ? 0 : all.lastIndexOf(after) + 1).filter((line) => line.startsWith(prefix));
   const out = [];
-  for (const line of lines.slice(after === undefined ? 0 : lines.lastIndexOf(after) + 1)) {
+  for (const line of lines) {
     const field = (name: string) => Number(new RegExp(`\\b${name}=([\\d.]+)`).exec(line)?.[1]);
     out.push({ pauseMs: field('pause'), survivePct: field('new_space_survive_rate_'), promotedMiB: field('promoted') / 2 ** 20 });
   }
@@ -58,8 +74,8 @@ function scavenges(output: string, after: string | undefined): Array<{ pauseMs: 
 
 try {
   await waitForPort(upPort, 10_000, 'the upstream nginx', upstream);
-  console.log('| variant | run | idle RSS MiB | rate | peak RSS MiB | p50 µs (absolute) | p99 µs | scavenges | pause p50 / max ms | survived p50 % | promoted MiB/s |');
-  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  console.log('| variant | run | idle RSS MiB | rate | peak RSS MiB | p50 µs (absolute) | p99 µs | proxy | scavenges | pause p50 / max ms | survived p50 % | promoted MiB/s |');
+  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |');
   for (let run = 1; run <= Number(values.runs); run++) {
     for (const v of variants) {
       const dir = join(tmp, `${v.name}-${run}`);
@@ -69,21 +85,24 @@ try {
       const env = { ...process.env, NODE_OPTIONS: `${v.nodeOptions} --import ${traceModule}`.trim() };
       const weft = await weftUp({ root: fileURLToPath(new URL('..', import.meta.url)), meshDir, edgePort, stateDir: join(dir, 'state'), cpu: 0, env });
       try {
-        const edge = await weft.proxy('weft-system/edge');
-        const idle = (memoryKiB(edge.pid!)?.rss ?? 0) / 1024;
-        // A warm-up at each rate, then the measured run (the JIT's state after warm-up varies; see the docs).
+        const proxy = await weft.proxy(values.path === 'edge' ? 'weft-system/edge' : 'default/bench-client-0');
+        const target = values.path === 'edge' ? { port: edgePort, host: 'bench-upstream' } : { port: Number(proxy.listeners.outbound!.split(':').pop()), host: 'mesh-upstream' };
+        const idle = (memoryKiB(proxy.pid!)?.rss ?? 0) / 1024;
+        // A warm-up at each rate, then the measured run.
         for (const rate of [1000, 5000]) {
-          await latency(loadgen, { port: edgePort, host: 'bench-upstream' }, { rate, durationS: 3, warmupS: 0.5, connections: 32 }, [edge.pid!]);
+          await latency(loadgen, target, { rate, durationS: Number(values.warmup), warmupS: 0.5, connections: 32 }, [proxy.pid!]);
           const from = scavengeLines(weft.proc.output()).at(-1);
-          const r = await latency(loadgen, { port: edgePort, host: 'bench-upstream' }, { rate, durationS: 5, warmupS: 0.5, connections: 32 }, [edge.pid!]);
-          const s = scavenges(weft.proc.output(), from);
-          const pauses = s.map((x) => x.pauseMs).sort((a, b) => a - b);
-          const survived = s.map((x) => x.survivePct).sort((a, b) => a - b);
-          const promoted = s.reduce((a, x) => a + x.promotedMiB, 0) / 5.5;
-          console.log(
-            `| ${v.name} | ${run} | ${idle.toFixed(0)} | ${rate} | ${(r.peakRssKiB[0] / 1024).toFixed(0)} | ${r.latencyUs.p50.toFixed(0)} | ${r.latencyUs.p99.toFixed(0)} | ${s.length} | ` +
-              `${s.length ? `${percentile(pauses, 50).toFixed(1)} / ${pauses[pauses.length - 1].toFixed(1)}` : '–'} | ${s.length ? percentile(survived, 50).toFixed(1) : '–'} | ${promoted.toFixed(1)} |`,
-          );
+          const r = await latency(loadgen, target, { rate, durationS: 5, warmupS: 0.5, connections: 32 }, [proxy.pid!]);
+          for (const prefix of traced) {
+            const s = scavenges(weft.proc.output(), from, prefix);
+            const pauses = s.map((x) => x.pauseMs).sort((a, b) => a - b);
+            const survived = s.map((x) => x.survivePct).sort((a, b) => a - b);
+            const promoted = s.reduce((a, x) => a + x.promotedMiB, 0) / 5.5;
+            console.log(
+              `| ${v.name} | ${run} | ${idle.toFixed(0)} | ${rate} | ${(r.peakRssKiB[0] / 1024).toFixed(0)} | ${r.latencyUs.p50.toFixed(0)} | ${r.latencyUs.p99.toFixed(0)} | ${prefix.slice(1)} | ${s.length} | ` +
+                `${s.length ? `${percentile(pauses, 50).toFixed(1)} / ${pauses[pauses.length - 1].toFixed(1)}` : '–'} | ${s.length ? percentile(survived, 50).toFixed(1) : '–'} | ${promoted.toFixed(1)} |`,
+            );
+          }
         }
       } finally {
         await weft.stop();
