@@ -6,7 +6,8 @@
 // pool's id), as Envoy's pools are per cluster.
 
 import type { Socket } from 'node:net';
-import { buildConnector, type Pool } from 'undici';
+import type { buildConnector as UndiciBuildConnector, Pool } from 'undici';
+import { buildConnector } from './undici-parts.ts';
 import type { ClusterConfig } from '../../wire/snapshot.ts';
 import type { H2Options } from './h2.ts';
 
@@ -124,7 +125,7 @@ export function undiciOptions<B extends object>(base: B, p: PoolSettings | undef
 }
 
 /** undici's connector (its connect timeout included) with `tcp.tcpKeepalive` applied on connect. */
-function keepaliveConnector(p: PoolSettings): buildConnector.connector {
+function keepaliveConnector(p: PoolSettings): UndiciBuildConnector.connector {
   const connect = buildConnector({ timeout: p.connectTimeoutMs, keepAlive: false });
   return (options, callback) =>
     connect(options, (...result) => {

@@ -5,7 +5,7 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { Pool } from 'undici';
+import { Pool } from './undici-parts.ts';
 import type { ClusterConfig, ClusterTlsConfig, EndpointConfig, ProxySnapshot, UpstreamProtocol } from '../../wire/snapshot.ts';
 import { H2Upstream, hostName } from './h2.ts';
 import type { Upstream, UpstreamRequest, UpstreamResponse } from './upstream.ts';
