@@ -74,8 +74,8 @@ function scavenges(output: string, after: string | undefined, prefix: string): A
 
 try {
   await waitForPort(upPort, 10_000, 'the upstream nginx', upstream);
-  console.log('| variant | run | idle RSS MiB | rate | peak RSS MiB | p50 µs (absolute) | p99 µs | proxy | scavenges | pause p50 / max ms | survived p50 % | promoted MiB/s |');
-  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |');
+  console.log('| variant | run | idle RSS MiB | rate | peak RSS MiB | p50 µs (absolute) | p99 µs | failed | proxy | scavenges | pause p50 / max ms | survived p50 % | promoted MiB/s |');
+  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |');
   for (let run = 1; run <= Number(values.runs); run++) {
     for (const v of variants) {
       const dir = join(tmp, `${v.name}-${run}`);
@@ -99,7 +99,7 @@ try {
             const survived = s.map((x) => x.survivePct).sort((a, b) => a - b);
             const promoted = s.reduce((a, x) => a + x.promotedMiB, 0) / 5.5;
             console.log(
-              `| ${v.name} | ${run} | ${idle.toFixed(0)} | ${rate} | ${(r.peakRssKiB[0] / 1024).toFixed(0)} | ${r.latencyUs.p50.toFixed(0)} | ${r.latencyUs.p99.toFixed(0)} | ${prefix.slice(1)} | ${s.length} | ` +
+              `| ${v.name} | ${run} | ${idle.toFixed(0)} | ${rate} | ${(r.peakRssKiB[0] / 1024).toFixed(0)} | ${r.latencyUs.p50.toFixed(0)} | ${r.latencyUs.p99.toFixed(0)} | ${r.errors + r.non2xx + r.timeouts} | ${prefix.slice(1)} | ${s.length} | ` +
                 `${s.length ? `${percentile(pauses, 50).toFixed(1)} / ${pauses[pauses.length - 1].toFixed(1)}` : '–'} | ${s.length ? percentile(survived, 50).toFixed(1) : '–'} | ${promoted.toFixed(1)} |`,
             );
           }
