@@ -14,16 +14,15 @@
 //   processes keep much more of new space alive than warm ones (the minimal Node proxy needs
 //   about 13 s at 1000 req/s), and the full benchmark measures warm proxies.
 
-import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { freePort, memoryKiB, startProcess, stopAll, waitForPort } from './lib/procs.ts';
-import { upstreamNginxConf } from './lib/configs.ts';
+import { freePort, memoryKiB, stopAll } from './lib/procs.ts';
+import { startUpstreamNginx } from './lib/upstream.ts';
 import { writeBenchMesh, weftUp } from './lib/weft.ts';
-import { latency } from './lib/measure.ts';
+import { buildLoadgen, latency } from './lib/measure.ts';
 import { percentile } from './lib/stats.ts';
 
 const { values } = parseArgs({
@@ -43,16 +42,10 @@ const variants = (values.variant ?? ['default=']).map((v) => {
 });
 
 const tmp = await mkdtemp(join(tmpdir(), 'weft-gc-trace-'));
-const loadgen = join(tmp, 'loadgen');
-execFileSync('gcc', ['-O2', '-o', loadgen, fileURLToPath(new URL('./loadgen.c', import.meta.url))]);
+const loadgen = buildLoadgen(tmp);
 const traceModule = join(tmp, 'trace-gc.mjs');
 await writeFile(traceModule, "import v8 from 'node:v8';\nv8.setFlagsFromString('--trace-gc-nvp');\n");
 
-const upPort = await freePort();
-const upDir = join(tmp, 'upstream');
-await mkdir(upDir);
-await writeFile(join(upDir, 'nginx.conf'), upstreamNginxConf(upDir, upPort));
-const upstream = startProcess('upstream nginx', 'nginx', ['-e', join(upDir, 'error.log'), '-c', join(upDir, 'nginx.conf'), '-g', 'daemon off;'], { cpu: 1 });
 process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
 
 /** The traced proxies' scavenge lines in `output` (kept capped by procs.ts, so compare lines, not offsets). */
@@ -73,7 +66,7 @@ function scavenges(output: string, after: string | undefined, prefix: string): A
 }
 
 try {
-  await waitForPort(upPort, 10_000, 'the upstream nginx', upstream);
+  const { port: upPort } = await startUpstreamNginx(tmp, 1);
   console.log('| variant | run | idle RSS MiB | rate | peak RSS MiB | p50 µs (absolute) | p99 µs | failed | proxy | scavenges | pause p50 / max ms | survived p50 % | promoted MiB/s |');
   console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |');
   for (let run = 1; run <= Number(values.runs); run++) {

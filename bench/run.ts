@@ -32,9 +32,10 @@ import {
   stopProcess,
   waitForPort,
 } from './lib/procs.ts';
-import { changeProbe, haproxyConf, nginxProxyConf, routeScaleMesh, upstreamNginxConf, BODY_BYTES } from './lib/configs.ts';
+import { changeProbe, haproxyConf, nginxProxyConf, routeScaleMesh, BODY_BYTES } from './lib/configs.ts';
 import { weftUp, writeBenchMesh, type RunningWeft } from './lib/weft.ts';
-import { latency, sse, throughput, type Target } from './lib/measure.ts';
+import { buildLoadgen, latency, sse, throughput, type Target } from './lib/measure.ts';
+import { startUpstreamNginx } from './lib/upstream.ts';
 import { summarise, printReport, type RawResults, type PathId, type Round, PATH_LABELS } from './lib/report.ts';
 import { spread } from './lib/stats.ts';
 import { profileWeft } from './lib/profile.ts';
@@ -229,8 +230,7 @@ async function main(): Promise<void> {
   try {
     // This process and all it starts run on the load CPU unless told otherwise.
     pinSelf(LOAD_CPU);
-    const loadgen = join(tmp, 'loadgen');
-    execFileSync('gcc', ['-O2', '-Wall', '-o', loadgen, join(BENCH, 'loadgen.c')], { stdio: 'inherit' });
+    const loadgen = buildLoadgen(tmp);
     const weftRoot = weftRef ? await exportWeft(weftRef, tmp) : REPO;
     if (profile) {
       await profileWeft({ tmp, weftRoot, proxyCpu: PROXY_CPU, loadCpu: LOAD_CPU, durationS: settings.quick ? 4 : 10 });
@@ -276,16 +276,9 @@ async function benchmark(s: Settings, tmp: string, loadgen: string, weftRoot: st
   const node = process.execPath;
 
   // ---- upstreams (load CPU) -------------------------------------------------------------------
-  const upPort = await freePort();
-  const upDir = join(tmp, 'upstream');
-  await mkdir(upDir);
-  await writeFile(join(upDir, 'nginx.conf'), upstreamNginxConf(upDir, upPort));
-  const upstream = startProcess('upstream nginx', 'nginx', ['-e', join(upDir, 'error.log'), '-c', join(upDir, 'nginx.conf'), '-g', 'daemon off;'], {
-    cpu: LOAD_CPU,
-  });
+  const { port: upPort } = await startUpstreamNginx(tmp, LOAD_CPU);
   const ssePort = await freePort();
   const sseServer = startProcess('sse server', node, [join(BENCH, 'sse-server.ts'), String(ssePort)], { cpu: LOAD_CPU });
-  await waitForPort(upPort, 10_000, 'the upstream nginx', upstream);
   await waitForPort(ssePort, 10_000, 'the SSE server', sseServer);
 
   // ---- proxies under test (proxy CPU) ---------------------------------------------------------

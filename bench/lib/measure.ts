@@ -1,11 +1,20 @@
 // One measurement each: open-loop latency (loadgen), closed-loop throughput (wrk), SSE delay,
 // with the proxy's CPU time and resident memory sampled while it runs.
 
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { cpuSeconds, memoryKiB } from './procs.ts';
 
 const run = promisify(execFile);
+
+/** Compiles bench/loadgen.c into `dir` (gcc); returns the binary's path for `latency`. */
+export function buildLoadgen(dir: string): string {
+  const loadgen = join(dir, 'loadgen');
+  execFileSync('gcc', ['-O2', '-Wall', '-o', loadgen, fileURLToPath(new URL('../loadgen.c', import.meta.url))], { stdio: 'inherit' });
+  return loadgen;
+}
 
 export interface LatencyResult {
   rate: number;

@@ -4,11 +4,11 @@
 // under it writes a V8 profile when it exits), loads the edge and then the mesh path with wrk,
 // stops weft, and summarises the edge's and the two sidecars' profiles by self time.
 
-import { copyFile, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, startProcess, waitForPort, stopProcess } from './procs.ts';
-import { upstreamNginxConf } from './configs.ts';
+import { freePort, startProcess, stopProcess } from './procs.ts';
+import { startUpstreamNginx } from './upstream.ts';
 import { weftUp, writeBenchMesh } from './weft.ts';
 import { throughput } from './measure.ts';
 import { summarise, formatSummary } from '../profile-summary.ts';
@@ -18,14 +18,9 @@ const BENCH = fileURLToPath(new URL('..', import.meta.url));
 export async function profileWeft(o: { tmp: string; weftRoot: string; proxyCpu: number; loadCpu: number; durationS: number }): Promise<void> {
   const say = (l: string) => process.stderr.write(`bench --profile: ${l}\n`);
   const node = process.execPath;
-  const upPort = await freePort();
-  const upDir = join(o.tmp, 'upstream');
-  await mkdir(upDir);
-  await writeFile(join(upDir, 'nginx.conf'), upstreamNginxConf(upDir, upPort));
-  const upstream = startProcess('upstream nginx', 'nginx', ['-e', join(upDir, 'error.log'), '-c', join(upDir, 'nginx.conf'), '-g', 'daemon off;'], { cpu: o.loadCpu });
+  const { port: upPort, proc: upstream } = await startUpstreamNginx(o.tmp, o.loadCpu);
   const ssePort = await freePort();
   const sseServer = startProcess('sse server', node, [join(BENCH, 'sse-server.ts'), String(ssePort)], { cpu: o.loadCpu });
-  await waitForPort(upPort, 10_000, 'the upstream nginx');
 
   const profDir = join(o.tmp, 'profiles');
   await mkdir(profDir);
