@@ -25,7 +25,7 @@ import type * as EndpointsModule from '../src/proxy/upstream/endpoints.ts';
 import type * as MetricsModule from '../src/proxy/observe/metrics.ts';
 import type * as ClockModule from '../src/core/clock.ts';
 import type * as RandomModule from '../src/core/random.ts';
-import type { Resource, WorkloadEntrySpec } from '../src/api/types.ts';
+import type { Resource, VirtualServiceSpec, WorkloadEntrySpec } from '../src/api/types.ts';
 import type { ProxyNode } from '../src/wire/snapshot.ts';
 import { memoryKiB, startProcess, stopAll, killAllNow, type Started } from './lib/procs.ts';
 import { spread } from './lib/stats.ts';
@@ -182,10 +182,26 @@ try {
     });
     changeMs.push(t.ms);
   }
+  log(`one endpoint change to ${proxies} proxies: ${changeMs.map((m) => m.toFixed(0)).join(', ')} ms`);
+  // What the control plane now has: the endpoint at its last weight.
+  const current = resources.map((r) => (r === target ? ({ ...target, spec: { ...target.spec, weight: 1 + changes } } as Resource) : r));
+
+  // 5 — one change to routing (one VirtualService's timeout), to every proxy.
+  const routeChangeMs: number[] = [];
+  const vs = resources.find((r) => r.kind === 'VirtualService')! as Resource<VirtualServiceSpec>;
+  for (let c = 0; c < changes; c++) {
+    const changed = { ...vs, spec: { ...vs.spec, http: [{ ...vs.spec.http![0]!, timeout: `${10 + c}s` }] } } as Resource;
+    const next = current.map((r) => (r === vs ? changed : r));
+    const t = await timed(async () => {
+      control.setResources(next);
+      await within(control.whenSettled(), 60_000, 'a route change');
+    });
+    routeChangeMs.push(t.ms);
+  }
+  log(`one route change to ${proxies} proxies: ${routeChangeMs.map((m) => m.toFixed(0)).join(', ')} ms`);
   const status = control.status();
   const notSynced = status.filter((s) => !s.synced);
   if (notSynced.length) throw new Error(`proxies not in sync after the changes: ${notSynced.map((s) => `${s.id}: ${s.error}`).join('; ')}`);
-  log(`one change to ${proxies} proxies: ${changeMs.map((m) => m.toFixed(0)).join(', ')} ms`);
 
   const rss = started.map((p) => memoryKiB(p.pid)?.rss ?? NaN);
   await stopAll();
@@ -207,6 +223,7 @@ try {
       pushToOneProxyMs: initial.ms,
       otherProxiesJoinMs: joined.ms,
       changeToAllProxiesMs: spread(changeMs),
+      routeChangeToAllProxiesMs: spread(routeChangeMs),
       proxyRssKiB: rss,
     }) + '\n',
   );

@@ -125,14 +125,10 @@ describe('weft up -f: a mesh from the user’s files', () => {
     await writeFile(meshFile, good);
   });
 
-  test('WorkloadEntries point at processes already running; endpoint weights give 3:1 traffic', async () => {
+  test('WorkloadEntries point at processes already running; endpoint weights give 3:1 traffic, and a weight edit goes as an endpoint update', async () => {
     const a100 = await nameServer('a100-box');
     const t4 = await nameServer('t4-box');
-    try {
-      const before = (await weft.status()).version;
-      await writeFile(
-        join(weft.dir, 'split-mesh', 'gpus.yaml'),
-        `apiVersion: v1
+    const gpus = (a100Weight: number, t4Weight: number) => `apiVersion: v1
 kind: Service
 metadata: {name: gpu-model}
 spec:
@@ -142,12 +138,12 @@ spec:
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {name: a100}
-spec: {address: 127.0.0.1, ports: {http: ${a100.port}}, labels: {app: gpu-model, gpu: a100}, weight: 3}
+spec: {address: 127.0.0.1, ports: {http: ${a100.port}}, labels: {app: gpu-model, gpu: a100}, weight: ${a100Weight}}
 ---
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {name: t4}
-spec: {address: 127.0.0.1, ports: {http: ${t4.port}}, labels: {app: gpu-model, gpu: t4}, weight: 1}
+spec: {address: 127.0.0.1, ports: {http: ${t4.port}}, labels: {app: gpu-model, gpu: t4}, weight: ${t4Weight}}
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -155,12 +151,28 @@ metadata: {name: gpu-model}
 spec:
   host: gpu-model
   trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
-`,
-      );
-      await weft.proc.waitFor(new RegExp(`configuration applied: version ${before + 1}`), 15_000);
+`;
+    const share = async () => {
       const { counts, failures } = await load(400, 4, () => viaEdge(weft.edge, 'gpu-model', '/'), (r) => r.body);
       assert.deepEqual(failures, []);
-      assert.ok(Math.abs((counts['a100-box'] ?? 0) / 400 - 0.75) <= 0.03, JSON.stringify(counts));
+      return (counts['a100-box'] ?? 0) / 400;
+    };
+    try {
+      const before = (await weft.status()).version;
+      await writeFile(join(weft.dir, 'split-mesh', 'gpus.yaml'), gpus(3, 1));
+      const [applied] = await weft.proc.waitFor(new RegExp(`configuration applied: version ${before + 1}.*`), 15_000);
+      assert.doesNotMatch(applied, /endpoint updates only/, 'a new service needs whole snapshots');
+      const first = await share();
+      assert.ok(Math.abs(first - 0.75) <= 0.03, `a100 share ${first}`);
+
+      // Only the endpoints' weights change: every proxy gets an endpoint update, not a new snapshot.
+      await writeFile(join(weft.dir, 'split-mesh', 'gpus.yaml'), gpus(1, 3));
+      const [line] = await weft.proc.waitFor(new RegExp(`configuration applied: version ${before + 2}.*`), 15_000);
+      assert.match(line, /endpoint updates only/);
+      const status = await weft.status();
+      assert.ok(status.proxies.every((p) => p.synced), JSON.stringify(status.proxies.map((p) => [p.id, p.version, p.error])));
+      const second = await share();
+      assert.ok(Math.abs(second - 0.25) <= 0.03, `a100 share ${second}`);
     } finally {
       await a100.close();
       await t4.close();

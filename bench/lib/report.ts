@@ -46,6 +46,8 @@ export interface ConfigScaleResult {
   pushToOneProxyMs: number;
   otherProxiesJoinMs: number;
   changeToAllProxiesMs: Spread;
+  /** Absent in results from before routing changes were measured. */
+  routeChangeToAllProxiesMs?: Spread;
   proxyRssKiB: number[];
 }
 
@@ -299,8 +301,12 @@ function targets(raw: RawResults, s: Summary): TargetRow[] {
     });
     rows.push({
       target: 'A change reaches every proxy within 100 ms',
-      measured: `${ms(c.changeToAllProxiesMs.median)} to ${c.proxies} proxies at that size; file edit → every proxy of the small bench mesh ${ms(raw.fileChangeMs.median)}`,
-      pass: c.changeToAllProxiesMs.median <= 100 && raw.fileChangeMs.median <= 100,
+      measured:
+        `at that size, to ${c.proxies} proxies: an endpoint change ${ms(c.changeToAllProxiesMs.median)}` +
+        (c.routeChangeToAllProxiesMs ? `, a route change ${ms(c.routeChangeToAllProxiesMs.median)}` : '') +
+        `; file edit → every proxy of the small bench mesh ${ms(raw.fileChangeMs.median)}`,
+      // Every kind of change measured counts: endpoints, routing, and a file edit end to end.
+      pass: c.changeToAllProxiesMs.median <= 100 && (c.routeChangeToAllProxiesMs?.median ?? 0) <= 100 && raw.fileChangeMs.median <= 100,
     });
   } else {
     rows.push({ target: 'Translate + push 1000 × 10 to a proxy < 1 s', measured: 'not measured', pass: null });
@@ -427,6 +433,7 @@ export function printReport(raw: RawResults): string {
       rows.push([`compile the snapshot (${(c.inProcess.snapshotBytes / 1e6).toFixed(1)} MB of JSON) (in process)`, ms(c.inProcess.compileMs)]);
       rows.push(['translate + push + compile + ACK, one proxy', ms(c.pushToOneProxyMs)]);
       rows.push([`one endpoint's weight changed → every proxy ACKed (${c.proxies} proxies)`, sp(c.changeToAllProxiesMs, ms)]);
+      if (c.routeChangeToAllProxiesMs) rows.push([`one route's timeout changed (a VirtualService) → every proxy ACKed (${c.proxies} proxies)`, sp(c.routeChangeToAllProxiesMs, ms)]);
       rows.push(['proxy RSS holding that configuration (MiB)', c.proxyRssKiB.map((k) => mib(MiB(k))).join(', ')]);
     }
     rows.push(['file edit → every proxy ACKed (bench mesh, weft up; includes the file watcher’s debounce)', sp(raw.fileChangeMs, ms)]);

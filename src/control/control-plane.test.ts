@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as tick } from 'node:timers/promises';
 import { parseText } from '../api/index.ts';
-import type { ProxyNode, ProxySnapshot } from '../wire/snapshot.ts';
+import type { ControlMessage, EndpointsUpdate, ProxyNode, ProxySnapshot } from '../wire/snapshot.ts';
 import { ControlPlane } from './control-plane.ts';
 import type { ProxyConnection } from './push-server.ts';
 
@@ -21,12 +21,12 @@ spec:
 `;
 
 function fakeConnection(id: string, token: string, inbound: string) {
-  const sent: ProxySnapshot[] = [];
+  const sent: ControlMessage[] = [];
   const conn: ProxyConnection = {
     hello: { type: 'hello', id, token, listeners: { inbound, outbound: '127.0.0.1:1', admin: '127.0.0.1:2' }, pid: 42 },
     send: (s, text) => {
-      // What goes on the wire is exactly the snapshot, version included.
-      assert.deepEqual(JSON.parse(text!), JSON.parse(JSON.stringify(s)));
+      // What goes on the wire is exactly the message, version included.
+      if (text !== undefined) assert.deepEqual(JSON.parse(text), JSON.parse(JSON.stringify(s)));
       sent.push(s);
     },
     close: () => {},
@@ -52,21 +52,26 @@ test('versions grow only on real change; ACK marks a proxy synced, NACK shows wh
   h.connected(conn);
   await tick();
   assert.equal(sent.length, 1);
-  assert.equal(sent[0].version, 1);
-  assert.equal(sent[0].inbound?.appPort, 9000);
-  assert.deepEqual(sent[0].clusters[0].endpoints, [], 'not ready: no endpoint yet');
+  const first = sent[0] as ProxySnapshot;
+  assert.equal(first.version, 1);
+  assert.equal(first.inbound?.appPort, 9000);
+  assert.deepEqual(first.clusters[0].endpoints, [], 'not ready: no endpoint yet');
   assert.equal(cp.status()[0].synced, false);
 
   h.ack('default/model-0', 1);
   assert.equal(cp.status()[0].synced, true);
   assert.equal(cp.status()[0].version, 1);
 
-  // The app came up: its sidecar's inbound address becomes an endpoint, in a new version.
+  // The app came up: its sidecar's inbound address becomes an endpoint, in a new version — only
+  // endpoints changed, so it goes as an endpoint update of that cluster.
   cp.setReady('default/model-0', true);
   await tick();
   assert.equal(sent.length, 2);
-  assert.equal(sent[1].version, 2);
-  assert.deepEqual(sent[1].clusters[0].endpoints.map((e) => `${e.host}:${e.port}`), ['127.0.0.1:7000']);
+  const update = sent[1] as EndpointsUpdate;
+  assert.equal(update.type, 'endpoints');
+  assert.equal(update.version, 2);
+  assert.deepEqual(update.clusters.map((c) => c.name), [first.clusters[0].name]);
+  assert.deepEqual(update.clusters[0].endpoints.map((e) => `${e.host}:${e.port}`), ['127.0.0.1:7000']);
 
   // Nothing changed: no new version is pushed.
   cp.setResources(parseText(mesh, 'mesh.yaml').resources);
@@ -80,12 +85,21 @@ test('versions grow only on real change; ACK marks a proxy synced, NACK shows wh
   assert.equal(s.latest, 2);
   assert.match(s.error!, /version 2 rejected: route r sends to cluster x/);
   assert.match(logs.join('\n'), /rejected configuration version 2/);
+  // A rejected endpoint update is followed by the whole snapshot.
+  await tick();
+  assert.equal(sent.length, 3);
+  assert.equal((sent[2] as ProxySnapshot).version, 3);
+  assert.deepEqual((sent[2] as ProxySnapshot).clusters[0].endpoints.map((e) => `${e.host}:${e.port}`), ['127.0.0.1:7000']);
+  h.nack('default/model-0', 3, 'still no');
+  await tick();
+  assert.equal(sent.length, 3, 'a rejected snapshot is not sent again as it is');
   await cp.whenSettled(); // a NACK is an answer: start-up does not wait forever on it
 
   // A later good version clears the error.
   cp.setReady('default/model-0', false);
   await tick();
-  h.ack('default/model-0', 3);
+  assert.equal(sent.length, 4);
+  h.ack('default/model-0', 4);
   assert.equal(cp.status()[0].error, null);
   assert.equal(cp.status()[0].synced, true);
 });

@@ -5,8 +5,9 @@
 
 import type { Resource } from '../api/types.ts';
 import { buildRegistry, type WorkloadInstance } from '../registry/registry.ts';
-import { translate } from '../translate/translate.ts';
-import type { ProxyHello, ProxyNode, ProxySnapshot } from '../wire/snapshot.ts';
+import { endpointContext, translate, type EndpointContext } from '../translate/translate.ts';
+import { WIRE_FORMAT, type ClusterEndpoints, type EndpointsUpdate, type ProxyHello, type ProxyNode, type ProxySnapshot } from '../wire/snapshot.ts';
+import { endpointChanges, onlyEndpointsDiffer, sentClusters, type ComputedEndpoints, type SentCluster } from './incremental.ts';
 import type { ProxyConnection, PushHandlers } from './push-server.ts';
 
 export interface ProxyRegistration {
@@ -21,8 +22,17 @@ interface ProxyRecord extends ProxyRegistration {
   conn?: ProxyConnection;
   listeners?: ProxyHello['listeners'];
   pid?: number;
-  /** JSON of the last snapshot sent, without its version, to detect real changes. */
+  /**
+   * JSON of the last snapshot sent, without its version, to detect real changes; undefined once
+   * endpoint updates have been sent on top of it (the next full snapshot is then always sent).
+   */
   sentBody?: string;
+  /**
+   * The clusters the proxy holds, as sent, and the configuration generation of the snapshot that
+   * defined them: while the generation is current, changes reach the proxy as endpoint updates.
+   */
+  sentClusters?: SentCluster[];
+  sentGeneration?: number;
   sentVersion?: number;
   ackedVersion?: number;
   nack?: { version: number; error: string };
@@ -65,6 +75,12 @@ export class ControlPlane {
   private trustBundle?: string[];
   private readonly proxies = new Map<string, ProxyRecord>();
   private version = 0;
+  /**
+   * Grows with every change that is not only to endpoints (resources other than WorkloadEntries,
+   * the trust bundle): a proxy last sent an older generation gets a whole new snapshot.
+   */
+  private generation = 0;
+  private lastPushEndpointsOnly = false;
   private scheduled = false;
   private readonly waiters: Array<() => void> = [];
   private readonly log: (line: string) => void;
@@ -80,8 +96,14 @@ export class ControlPlane {
     return this.version;
   }
 
+  /** Whether the newest push was endpoint updates only (no proxy needed a whole snapshot). */
+  get endpointsOnly(): boolean {
+    return this.lastPushEndpointsOnly;
+  }
+
   /** Replace the configuration with a new, fully validated set of resources. */
   setResources(resources: readonly Resource[]): void {
+    if (!onlyEndpointsDiffer(this.resources, resources)) this.generation++;
     this.resources = resources;
     this.schedulePush();
   }
@@ -89,6 +111,7 @@ export class ControlPlane {
   /** The roots proxies must trust (first: the one the CA signs under); pushed to every proxy. */
   setTrustBundle(roots: readonly string[]): void {
     this.trustBundle = [...roots];
+    this.generation++;
     this.schedulePush();
   }
 
@@ -134,7 +157,9 @@ export class ControlPlane {
         rec.conn = conn;
         rec.listeners = conn.hello.listeners;
         rec.pid = conn.hello.pid;
-        rec.sentBody = undefined; // a new stream starts from nothing: send the full snapshot again
+        // A new stream starts from nothing: send the full snapshot again.
+        rec.sentBody = undefined;
+        rec.sentClusters = undefined;
         if (rec.instance && conn.hello.listeners.inbound) {
           const inbound = splitHostPort(conn.hello.listeners.inbound);
           rec.instance = { ...rec.instance, inbound };
@@ -153,6 +178,11 @@ export class ControlPlane {
         const rec = this.proxies.get(id);
         if (!rec) return;
         rec.nack = { version, error };
+        // What the proxy holds is no longer what was sent: the next change goes as a whole snapshot.
+        rec.sentClusters = undefined;
+        // A rejected endpoint update is followed by the whole snapshot now (a rejected snapshot is
+        // not re-sent: the same one would be rejected again).
+        if (rec.sentBody === undefined) this.schedulePush();
         this.log(`proxy ${id} rejected configuration version ${version}: ${error} (it keeps running version ${rec.ackedVersion ?? 'none'})`);
         this.wakeWaiters();
       },
@@ -227,9 +257,21 @@ export class ControlPlane {
   private push(): void {
     const instances = [...this.proxies.values()].flatMap((r) => (r.instance ? [r.instance] : []));
     const registry = buildRegistry(this.resources, instances);
-    const changed: Array<[ProxyRecord, ProxySnapshot, string]> = [];
+    const snapshots: Array<[ProxyRecord, ProxySnapshot, string]> = [];
+    const updates: Array<[ProxyRecord, ClusterEndpoints[]]> = [];
+    // Per proxy namespace (a DestinationRule's subsets depend on it), made when first needed.
+    const contexts = new Map<string, { ctx: EndpointContext; computed: ComputedEndpoints }>();
     for (const rec of this.proxies.values()) {
       if (!rec.conn) continue;
+      if (rec.sentClusters && rec.sentGeneration === this.generation) {
+        // Only endpoints can have changed for this proxy: send those that did.
+        const ns = rec.node.namespace;
+        let c = contexts.get(ns);
+        if (!c) contexts.set(ns, (c = { ctx: endpointContext(this.resources, registry, ns), computed: new Map() }));
+        const changes = endpointChanges(rec.sentClusters, c.ctx, c.computed);
+        if (changes.length > 0) updates.push([rec, changes]);
+        continue;
+      }
       let snap: ProxySnapshot;
       try {
         snap = translate({
@@ -245,19 +287,28 @@ export class ControlPlane {
         this.log(`could not translate configuration for ${rec.node.id}: ${(err as Error).stack}`);
         continue;
       }
+      rec.sentClusters = sentClusters(snap.clusters);
+      rec.sentGeneration = this.generation;
       // Compared without its version (which changes on every push), and serialised only once.
       const { version: _unversioned, ...rest } = snap;
       const body = JSON.stringify(rest);
-      if (body !== rec.sentBody) changed.push([rec, snap, body]);
+      if (body !== rec.sentBody) snapshots.push([rec, snap, body]);
     }
-    if (changed.length === 0) return;
+    if (snapshots.length === 0 && updates.length === 0) return;
     this.version++;
-    for (const [rec, snap, body] of changed) {
+    this.lastPushEndpointsOnly = snapshots.length === 0;
+    for (const [rec, snap, body] of snapshots) {
       snap.version = this.version;
       rec.sentBody = body;
       rec.sentVersion = this.version;
       // `body` is an object's JSON ('{"wire":…}'): the version goes in front of its first key.
       rec.conn!.send(snap, `{"version":${this.version},${body.slice(1)}`);
+    }
+    for (const [rec, clusters] of updates) {
+      const update: EndpointsUpdate = { type: 'endpoints', wire: WIRE_FORMAT, version: this.version, clusters };
+      rec.sentBody = undefined;
+      rec.sentVersion = this.version;
+      rec.conn!.send(update);
     }
   }
 }

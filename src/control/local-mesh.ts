@@ -190,7 +190,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
           for (const d of next.diagnostics) o.log(formatDiagnostic(d));
           apply(next.resources);
           await control.whenSettled();
-          o.log(`configuration applied: version ${control.currentVersion}`);
+          o.log(`configuration applied: version ${control.currentVersion}${control.endpointsOnly ? ' (endpoint updates only)' : ''}`);
         });
       })
     : undefined;

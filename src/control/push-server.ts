@@ -2,13 +2,13 @@
 
 import http2 from 'node:http2';
 import { trackedH2Server } from './h2-server.ts';
-import type { ProxyHello, ProxyMessage, ProxySnapshot } from '../wire/snapshot.ts';
+import type { ControlMessage, ProxyHello, ProxyMessage } from '../wire/snapshot.ts';
 import { ndjson, readNdjson } from '../wire/ndjson.ts';
 
 export interface ProxyConnection {
   readonly hello: ProxyHello;
-  /** `text`, when given, is `snapshot` already serialised (the control plane has it). */
-  send(snapshot: ProxySnapshot, text?: string): void;
+  /** `text`, when given, is `message` already serialised (the control plane has it). */
+  send(message: ControlMessage, text?: string): void;
   close(): void;
 }
 
@@ -54,8 +54,8 @@ export async function startPushServer(bind: { host: string; port: number }, h: P
           }
           conn = {
             hello: msg,
-            send: (snap, text) => {
-              if (!stream.destroyed) stream.write(text === undefined ? ndjson(snap) : `${text}\n`);
+            send: (message, text) => {
+              if (!stream.destroyed) stream.write(text === undefined ? ndjson(message) : `${text}\n`);
             },
             close: () => stream.close(),
           };

@@ -83,6 +83,10 @@ export interface CompiledVirtualHost {
 export interface RuntimeConfig {
   readonly snapshot: ProxySnapshot;
   readonly version: number;
+  /** By name; the next compile reuses those whose config it is handed again (see compileSnapshot). */
+  readonly clusters: ReadonlyMap<string, CompiledCluster>;
+  /** In snapshot order, likewise reused. */
+  readonly virtualHosts: readonly CompiledVirtualHost[];
   /** Exact domains (lowercase, with and without port). */
   readonly domains: ReadonlyMap<string, CompiledVirtualHost>;
   /** `*.suffix` domains, longest suffix first. */
@@ -101,37 +105,47 @@ export interface CompileDeps {
   clock: Clock;
 }
 
-export function compileSnapshot(snapshot: ProxySnapshot, deps: CompileDeps): RuntimeConfig {
+/**
+ * `previous`, when given, is the configuration the proxy runs: a cluster or virtual host whose
+ * config object the new snapshot shares with it (an endpoint update shares all but the updated
+ * clusters, endpoints-update.ts) is taken over as compiled, unless something it refers to was
+ * compiled anew. So an endpoint update costs what it changes, not the size of the mesh.
+ */
+export function compileSnapshot(snapshot: ProxySnapshot, deps: CompileDeps, previous?: RuntimeConfig): RuntimeConfig {
   if (snapshot.wire !== WIRE_FORMAT) throw new Error(`snapshot wire format ${snapshot.wire} is not ${WIRE_FORMAT}`);
   if (!Number.isInteger(snapshot.version)) throw new Error('snapshot has no integer version');
 
+  const kept = reusableClusters(snapshot, previous);
   const clusters = new Map<string, CompiledCluster>();
   for (const c of snapshot.clusters) {
     if (clusters.has(c.name)) throw new Error(`cluster ${c.name} is defined twice`);
-    clusters.set(c.name, compileCluster(c, snapshot, deps));
+    clusters.set(c.name, kept.get(c.name) ?? compileCluster(c, snapshot, deps));
   }
   // Fallbacks once every cluster exists: a policy's route names another cluster.
   for (const c of snapshot.clusters) {
-    if (!c.fallback) continue;
+    if (!c.fallback || kept.has(c.name)) continue;
     const policy = c.fallback.policy;
     checkFallbackConfig(c.fallback, (name) => clusters.has(name));
     const route = c.fallback.route ? clusters.get(c.fallback.route.cluster) : undefined;
     (clusters.get(c.name) as { fallback?: CompiledFallback<CompiledCluster> }).fallback = compileFallback(c.fallback, route, () => deps.endpoints.clusters.cache(policy));
   }
-  for (const c of clusters.values()) Object.freeze(c);
+  for (const c of clusters.values()) if (!kept.has(c.config.name)) Object.freeze(c);
 
   const domains = new Map<string, CompiledVirtualHost>();
   const wildcards: { suffix: string; vhost: CompiledVirtualHost }[] = [];
   let catchAll: CompiledVirtualHost | undefined;
-  for (const vh of snapshot.outbound.virtualHosts) {
-    const compiled = compileVirtualHost(vh, clusters);
+  const virtualHosts: CompiledVirtualHost[] = [];
+  snapshot.outbound.virtualHosts.forEach((vh, i) => {
+    const before = previous?.virtualHosts[i];
+    const compiled = before?.config === vh && refersOnlyTo(before, clusters) ? before : compileVirtualHost(vh, clusters);
+    virtualHosts.push(compiled);
     for (const raw of vh.domains) {
       const d = raw.toLowerCase();
       if (d === '*') catchAll ??= compiled;
       else if (d.startsWith('*.')) wildcards.push({ suffix: d.slice(1), vhost: compiled });
       else if (!domains.has(d)) domains.set(d, compiled);
     }
-  }
+  });
   wildcards.sort((a, b) => b.suffix.length - a.suffix.length);
 
   // Everything compiled: now the snapshot's limits, detectors and caches take effect.
@@ -140,12 +154,49 @@ export function compileSnapshot(snapshot: ProxySnapshot, deps: CompileDeps): Run
   return Object.freeze({
     snapshot,
     version: snapshot.version,
+    clusters,
+    virtualHosts,
     domains,
     wildcards,
     catchAll,
     noRouteMetrics: deps.metrics.peer(sourcePeerLabels(snapshot.proxy, undefined, undefined)),
     resilience: deps.endpoints.clusters,
   });
+}
+
+/**
+ * The clusters of `previous` the new snapshot has with the very same config object, and whose
+ * fallback route (if any) leads only to such clusters: those need no compiling again.
+ */
+function reusableClusters(snapshot: ProxySnapshot, previous: RuntimeConfig | undefined): Map<string, CompiledCluster> {
+  const kept = new Map<string, CompiledCluster>();
+  if (!previous) return kept;
+  for (const c of snapshot.clusters) {
+    const before = previous.clusters.get(c.name);
+    if (before?.config === c) kept.set(c.name, before);
+  }
+  // A kept cluster's compiled fallback points at its route's compiled cluster: if that one is
+  // compiled anew, so is this one (repeated, as fallback routes can chain).
+  for (let dropped = true; dropped; ) {
+    dropped = false;
+    for (const [name, c] of kept) {
+      const route = c.config.fallback?.route?.cluster;
+      if (route !== undefined && !kept.has(route)) {
+        kept.delete(name);
+        dropped = true;
+      }
+    }
+  }
+  return kept;
+}
+
+/** Whether every cluster a compiled virtual host's routes send or mirror to is the one in `clusters` now. */
+function refersOnlyTo(vh: CompiledVirtualHost, clusters: ReadonlyMap<string, CompiledCluster>): boolean {
+  for (const r of vh.routes) {
+    for (const d of r.destinations) if (clusters.get(d.cluster.config.name) !== d.cluster) return false;
+    for (const m of r.mirrors) if (clusters.get(m.cluster.config.name) !== m.cluster) return false;
+  }
+  return true;
 }
 
 function compileVirtualHost(vh: VirtualHostConfig, clusters: Map<string, CompiledCluster>): CompiledVirtualHost {

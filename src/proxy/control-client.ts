@@ -1,15 +1,15 @@
 // The proxy's side of the configuration stream: say hello, receive snapshots, ACK or NACK each.
 
 import http2 from 'node:http2';
-import type { ProxyHello, ProxyMessage, ProxySnapshot } from '../wire/snapshot.ts';
+import type { ControlMessage, ProxyHello, ProxyMessage } from '../wire/snapshot.ts';
 import { ndjson, readNdjson } from '../wire/ndjson.ts';
 
 export interface ControlClientOptions {
   /** `http://host:port` of the control plane's push server. */
   address: string;
   hello: ProxyHello;
-  /** Compile and install; throw to NACK (the proxy keeps its last good configuration). */
-  apply(snapshot: ProxySnapshot): void;
+  /** Compile and install a snapshot or an endpoint update; throw to NACK (the proxy keeps its last good configuration). */
+  apply(message: ControlMessage): void;
   log(line: string): void;
 }
 
@@ -53,7 +53,7 @@ export function connectControlPlane(o: ControlClientOptions): { close(): void } 
     readNdjson(
       stream,
       (msg) => {
-        const snap = msg as ProxySnapshot;
+        const snap = msg as ControlMessage;
         try {
           o.apply(snap);
           send({ type: 'ack', version: snap.version });

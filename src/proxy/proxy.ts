@@ -5,7 +5,8 @@ import type { Server, IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { systemRandom, type Random } from '../core/random.ts';
-import type { ProxySnapshot } from '../wire/snapshot.ts';
+import type { ControlMessage, EndpointsUpdate } from '../wire/snapshot.ts';
+import { withEndpoints } from './endpoints-update.ts';
 import { compileSnapshot, type RuntimeConfig } from './compile.ts';
 import { EndpointStates, endpointId } from './upstream/endpoints.ts';
 import { checkTransports, H2C, HTTP1 } from './upstream/transport.ts';
@@ -114,26 +115,34 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const control = connectControlPlane({
     address: o.control,
     hello: { type: 'hello', id: o.id, token: o.token, listeners, pid: process.pid },
-    apply(snapshot: ProxySnapshot) {
+    apply(message: ControlMessage) {
       try {
+        const snapshot = isEndpointsUpdate(message) ? withEndpoints(current?.snapshot, message) : message;
         checkTransports(snapshot);
         if (snapshot.trustBundle !== undefined && (!Array.isArray(snapshot.trustBundle) || !snapshot.trustBundle.every((r) => typeof r === 'string')))
           throw new Error('trustBundle is not a list of PEM certificates');
         endpoints.tls.load(snapshot.clusters);
         const nextPolicy = compileInboundPolicy(snapshot);
-        const next = compileSnapshot(snapshot, { endpoints, metrics, random, clock });
+        // What the new snapshot shares with the current one (all but an endpoint update's clusters) is reused as compiled.
+        const next = compileSnapshot(snapshot, { endpoints, metrics, random, clock }, current);
         // The swap: requests in flight keep the tables they started with.
         current = next;
         policy = nextPolicy;
         // Trust the bundle's roots from now on (a new signing root also renews the certificate).
         identity?.setTrustBundle(snapshot.trustBundle);
+        // From the compiled clusters, which hold each endpoint's state (no lookups per endpoint).
         const keep = new Set<string>();
-        for (const c of next.snapshot.clusters) for (const e of c.endpoints) keep.add(endpoints.forEndpoint(c, e).id);
+        const addresses = new Set<string>();
+        for (const c of next.clusters.values())
+          for (const [address, e] of c.byKey) {
+            keep.add(e.state.id);
+            addresses.add(address);
+          }
         const app = next.snapshot.inbound;
         if (app) keep.add(endpointId(app.appHost, app.appPort, app.protocol === 'h2' ? H2C : HTTP1));
-        endpoints.retain(keep);
+        endpoints.retain(keep, addresses);
       } catch (err) {
-        rejected = { version: snapshot?.version, error: (err as Error).message };
+        rejected = { version: message?.version, error: (err as Error).message };
         throw err;
       }
     },
@@ -159,6 +168,10 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       await endpoints.closeAll();
     },
   };
+}
+
+function isEndpointsUpdate(m: ControlMessage): m is EndpointsUpdate {
+  return (m as { type?: unknown }).type === 'endpoints';
 }
 
 interface TunnelSocket extends Socket {

@@ -21,6 +21,7 @@ import {
 import {
   WIRE_FORMAT,
   type ClusterConfig,
+  type EndpointConfig,
   type HeaderMatchConfig,
   type MatchConfig,
   type ProxyNode,
@@ -59,10 +60,9 @@ export function translate(input: TranslateInput): ProxySnapshot {
     if (b) binding.set(r as Resource<VirtualServiceSpec>, b);
   }
   const virtualServices = [...binding.keys()].sort((a, b) => (binding.get(a) === 'gateway' ? 0 : 1) - (binding.get(b) === 'gateway' ? 0 : 1));
-  const destinationRules = resources.filter((r): r is Resource<DestinationRuleSpec> => r.kind === 'DestinationRule');
   const clusters = new Map<string, ClusterConfig>();
-  const ruleFor = destinationRuleIndex(destinationRules, proxy.namespace);
-  const mtlsDisabled = peerMtlsDisabled(resources);
+  const endpointCtx = endpointContext(resources, registry, proxy.namespace);
+  const { ruleFor } = endpointCtx;
   const fallbackFor = fallbackIndex(resources);
 
   /** The cluster for (host, port, subset), created on first use. Unknown hosts get no endpoints. */
@@ -71,29 +71,10 @@ export function translate(input: TranslateInput): ProxySnapshot {
     if (clusters.has(name)) return name;
     const service = registry.services.get(host);
     const dr = ruleFor(host);
-    const subsetSpec = subset ? dr?.spec.subsets?.find((s) => s.name === subset) : undefined;
-    const servicePort = service?.ports.find((p) => p.port === port);
     const policy = clusterTrafficPolicy(dr?.spec, subset, port);
     const tls = clusterTls(policy);
-    const protocol = clusterProtocol(service, servicePort, policy);
-    const endpoints =
-      service && servicePort && (!subset || subsetSpec)
-        ? registry
-            .endpoints(service)
-            .filter((e) => !subsetSpec?.labels || labelsMatch(subsetSpec.labels, e.labels))
-            .map((e) => ({
-              host: e.host,
-              port: endpointPort(e, servicePort),
-              weight: e.weight,
-              workload: e.workload,
-              namespace: e.namespace,
-              app: e.labels.app ?? 'unknown',
-              version: e.labels.version ?? 'unknown',
-              identity: spiffe(e.namespace, e.serviceAccount),
-              sidecar: e.sidecar,
-              ...(e.sidecar && mtlsDisabled(e.namespace, e.labels) ? { mtls: false as const } : {}),
-            }))
-        : [];
+    const protocol = clusterProtocol(service, service?.ports.find((p) => p.port === port), policy);
+    const endpoints = clusterEndpoints(endpointCtx, host, port, subset);
     clusters.set(name, {
       name,
       service: {
@@ -189,6 +170,46 @@ export function translate(input: TranslateInput): ProxySnapshot {
 }
 
 export { spiffe } from './identity.ts';
+
+/** What working out a cluster's endpoints needs besides the cluster: shared by full translation and endpoint-only pushes. */
+export interface EndpointContext {
+  registry: Registry;
+  /** The DestinationRule for a host, as the proxy's namespace sees it (its subsets pick endpoints). */
+  ruleFor: (host: string) => Resource<DestinationRuleSpec> | undefined;
+  /** Whether a sidecar's PeerAuthentication is DISABLE (auto mTLS then sends it plaintext). */
+  mtlsDisabled: (namespace: string, labels: Readonly<Record<string, string>>) => boolean;
+}
+
+export function endpointContext(resources: readonly Resource[], registry: Registry, proxyNamespace: string): EndpointContext {
+  const destinationRules = resources.filter((r): r is Resource<DestinationRuleSpec> => r.kind === 'DestinationRule');
+  return { registry, ruleFor: destinationRuleIndex(destinationRules, proxyNamespace), mtlsDisabled: peerMtlsDisabled(resources) };
+}
+
+/**
+ * The endpoints of the cluster for (host, port, subset): the service's endpoints with the
+ * subset's labels, at the port the service port targets. None for an unknown host, port or subset.
+ */
+export function clusterEndpoints(ctx: EndpointContext, host: string, port: number, subset: string | undefined): EndpointConfig[] {
+  const service = ctx.registry.services.get(host);
+  const servicePort = service?.ports.find((p) => p.port === port);
+  const subsetSpec = subset ? ctx.ruleFor(host)?.spec.subsets?.find((s) => s.name === subset) : undefined;
+  if (!service || !servicePort || (subset && !subsetSpec)) return [];
+  return ctx.registry
+    .endpoints(service)
+    .filter((e) => !subsetSpec?.labels || labelsMatch(subsetSpec.labels, e.labels))
+    .map((e) => ({
+      host: e.host,
+      port: endpointPort(e, servicePort),
+      weight: e.weight,
+      workload: e.workload,
+      namespace: e.namespace,
+      app: e.labels.app ?? 'unknown',
+      version: e.labels.version ?? 'unknown',
+      identity: spiffe(e.namespace, e.serviceAccount),
+      sidecar: e.sidecar,
+      ...(e.sidecar && ctx.mtlsDisabled(e.namespace, e.labels) ? { mtls: false as const } : {}),
+    }));
+}
 
 function defaultRoute(
   service: ServiceInfo,

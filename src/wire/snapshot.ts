@@ -346,3 +346,27 @@ export interface ProxyNack {
 }
 
 export type ProxyMessage = ProxyHello | ProxyAck | ProxyNack;
+
+/**
+ * An endpoint-only update, as Envoy's EDS: new endpoint lists for some clusters of the snapshot
+ * the proxy was last sent, everything else unchanged. The control plane sends it instead of a
+ * whole snapshot when nothing but endpoints changed (a WorkloadEntry edited; a replica started,
+ * stopped, ready or not), so a change at mesh scale costs what changed, not the mesh. It carries
+ * a version of the same sequence as snapshots and is ACKed or NACKed the same way.
+ */
+export interface EndpointsUpdate {
+  type: 'endpoints';
+  wire: typeof WIRE_FORMAT;
+  version: number;
+  clusters: ClusterEndpoints[];
+}
+
+export interface ClusterEndpoints {
+  /** A cluster of the snapshot, by `ClusterConfig.name`. */
+  name: string;
+  /** Its whole new endpoint list. */
+  endpoints: EndpointConfig[];
+}
+
+/** What the control plane sends down the stream. */
+export type ControlMessage = ProxySnapshot | EndpointsUpdate;

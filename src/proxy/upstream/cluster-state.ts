@@ -34,6 +34,8 @@ export class ClusterState {
   limits?: CircuitLimits;
   /** Present when the cluster has `outlierDetection`. */
   outlier?: OutlierDetector;
+  /** The config last committed. */
+  private committed?: ClusterConfig;
   /**
    * Goes up whenever the set of endpoints to balance over may have changed (an ejection, a
    * return, a new detector, new endpoints): compiled clusters rebuild their balancer then.
@@ -71,6 +73,9 @@ export class ClusterState {
 
   /** Apply this cluster's configs from a snapshot that compiled. */
   commit(config: ClusterConfig, clock: Clock): void {
+    // The very config object committed last (an endpoint update leaves most clusters as they were): nothing to do.
+    if (config === this.committed) return;
+    this.committed = config;
     const limitsJson = config.limits ? JSON.stringify(config.limits) : undefined;
     if (!config.limits) this.limits = undefined;
     else if (!this.limits) this.limits = new CircuitLimits(config.limits, clock);

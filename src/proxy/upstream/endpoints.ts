@@ -109,14 +109,9 @@ export class EndpointStates {
 
   /**
    * Close pools whose id (see endpointId) is not in `keep`, and forget cluster memberships of
-   * addresses no kept id has.
+   * addresses (`host:port`) not in `addresses` — by default, those of the kept ids.
    */
-  retain(keep: ReadonlySet<string>): void {
-    const addresses = new Set<string>();
-    for (const id of keep) {
-      const bar = id.indexOf('|');
-      addresses.add(bar === -1 ? id : id.slice(0, bar));
-    }
+  retain(keep: ReadonlySet<string>, addresses: ReadonlySet<string> = addressesOf(keep)): void {
     for (const [id, s] of this.states) {
       if (keep.has(id)) continue;
       this.states.delete(id);
@@ -132,6 +127,15 @@ export class EndpointStates {
     this.states.clear();
     await Promise.allSettled(all.flatMap((s) => (s.h2Pool ? [s.pool.close(), s.h2Pool.close()] : [s.pool.close()])));
   }
+}
+
+function addressesOf(ids: ReadonlySet<string>): Set<string> {
+  const addresses = new Set<string>();
+  for (const id of ids) {
+    const bar = id.indexOf('|');
+    addresses.add(bar === -1 ? id : id.slice(0, bar));
+  }
+  return addresses;
 }
 
 /**
