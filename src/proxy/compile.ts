@@ -8,6 +8,7 @@ import {
   type ClusterConfig,
   type ConsistentHashConfig,
   type EndpointConfig,
+  type ProxyNode,
   type ProxySnapshot,
   type RouteConfig,
   type VirtualHostConfig,
@@ -24,6 +25,7 @@ import type { ClusterState, ClusterStates } from './upstream/cluster-state.ts';
 import { checkCircuitLimitsConfig } from './upstream/limits.ts';
 import { checkOutlierConfig } from './upstream/outlier.ts';
 import { checkFallbackConfig, compileFallback, type CompiledFallback } from './fallback/fallback.ts';
+import type { FallbackCache } from './fallback/cache.ts';
 import type { MeshMetrics, PeerLabels } from './observe/metrics.ts';
 import { sourcePeerLabels } from './observe/peer.ts';
 
@@ -119,7 +121,7 @@ export function compileSnapshot(snapshot: ProxySnapshot, deps: CompileDeps, prev
   const clusters = new Map<string, CompiledCluster>();
   for (const c of snapshot.clusters) {
     if (clusters.has(c.name)) throw new Error(`cluster ${c.name} is defined twice`);
-    clusters.set(c.name, kept.get(c.name) ?? compileCluster(c, snapshot, deps));
+    clusters.set(c.name, kept.get(c.name) ?? compileCluster(c, snapshot.proxy, deps));
   }
   // Fallbacks once every cluster exists: a policy's route names another cluster.
   for (const c of snapshot.clusters) {
@@ -127,7 +129,7 @@ export function compileSnapshot(snapshot: ProxySnapshot, deps: CompileDeps, prev
     const policy = c.fallback.policy;
     checkFallbackConfig(c.fallback, (name) => clusters.has(name));
     const route = c.fallback.route ? clusters.get(c.fallback.route.cluster) : undefined;
-    (clusters.get(c.name) as { fallback?: CompiledFallback<CompiledCluster> }).fallback = compileFallback(c.fallback, route, () => deps.endpoints.clusters.cache(policy));
+    (clusters.get(c.name) as { fallback?: CompiledFallback<CompiledCluster> }).fallback = compileFallback(c.fallback, route, cacheOf(deps.endpoints.clusters, policy));
   }
   for (const c of clusters.values()) if (!kept.has(c.config.name)) Object.freeze(c);
 
@@ -135,7 +137,10 @@ export function compileSnapshot(snapshot: ProxySnapshot, deps: CompileDeps, prev
   const wildcards: { suffix: string; vhost: CompiledVirtualHost }[] = [];
   let catchAll: CompiledVirtualHost | undefined;
   const virtualHosts: CompiledVirtualHost[] = [];
-  snapshot.outbound.virtualHosts.forEach((vh, i) => {
+  // A plain loop, and long-lived closures made by helpers (cacheOf, renderOf): a closure made in
+  // this function would keep its scope, and with it `previous` — every older version — alive.
+  for (let i = 0; i < snapshot.outbound.virtualHosts.length; i++) {
+    const vh = snapshot.outbound.virtualHosts[i]!;
     const before = previous?.virtualHosts[i];
     const compiled = before?.config === vh && refersOnlyTo(before, clusters) ? before : compileVirtualHost(vh, clusters);
     virtualHosts.push(compiled);
@@ -145,12 +150,12 @@ export function compileSnapshot(snapshot: ProxySnapshot, deps: CompileDeps, prev
       else if (d.startsWith('*.')) wildcards.push({ suffix: d.slice(1), vhost: compiled });
       else if (!domains.has(d)) domains.set(d, compiled);
     }
-  });
+  }
   wildcards.sort((a, b) => b.suffix.length - a.suffix.length);
 
   // Everything compiled: now the snapshot's limits, detectors and caches take effect.
   deps.endpoints.clusters.commit(snapshot.clusters, deps.clock);
-  deps.metrics.collect('clusters', () => deps.endpoints.clusters.renderMetrics());
+  deps.metrics.collect('clusters', renderOf(deps.endpoints.clusters));
   return Object.freeze({
     snapshot,
     version: snapshot.version,
@@ -162,6 +167,14 @@ export function compileSnapshot(snapshot: ProxySnapshot, deps: CompileDeps, prev
     noRouteMetrics: deps.metrics.peer(sourcePeerLabels(snapshot.proxy, undefined, undefined)),
     resilience: deps.endpoints.clusters,
   });
+}
+
+function cacheOf(states: ClusterStates, policy: string): () => FallbackCache | undefined {
+  return () => states.cache(policy);
+}
+
+function renderOf(states: ClusterStates): () => string {
+  return () => states.renderMetrics();
 }
 
 /**
@@ -240,7 +253,9 @@ function compileRouteEntry(r: RouteConfig, clusters: Map<string, CompiledCluster
   });
 }
 
-function compileCluster(c: ClusterConfig, snapshot: ProxySnapshot, deps: CompileDeps): CompiledCluster {
+// Takes the proxy, not the snapshot: a compiled cluster outlives its snapshot when endpoint updates
+// reuse it, and holding the snapshot would keep every old version alive.
+function compileCluster(c: ClusterConfig, proxy: ProxyNode, deps: CompileDeps): CompiledCluster {
   // Checked before any pool is made for it: a truthy non-boolean would pick pools per request.
   if (c.useClientProtocol !== undefined && typeof c.useClientProtocol !== 'boolean')
     throw new Error(`cluster ${c.name}: useClientProtocol ${JSON.stringify(c.useClientProtocol)} is not true or false`);
@@ -269,7 +284,7 @@ function compileCluster(c: ClusterConfig, snapshot: ProxySnapshot, deps: Compile
       // Rendered at the endpoint's first answer, not here: a proxy of a large mesh knows thousands
       // of endpoints and answers through few (rendering them all was a third of a compile).
       get metrics() {
-        return (metrics ??= deps.metrics.peer(sourcePeerLabels(snapshot.proxy, c, e, state.transport.mtls !== undefined)));
+        return (metrics ??= deps.metrics.peer(sourcePeerLabels(proxy, c, e, state.transport.mtls !== undefined)));
       },
     });
   }
@@ -297,7 +312,7 @@ function compileCluster(c: ClusterConfig, snapshot: ProxySnapshot, deps: Compile
     state,
     byKey,
     hash: 'consistentHash' in c.lb ? c.lb.consistentHash.key : undefined,
-    unreachedMetrics: deps.metrics.peer(sourcePeerLabels(snapshot.proxy, c, undefined)),
+    unreachedMetrics: deps.metrics.peer(sourcePeerLabels(proxy, c, undefined)),
   };
 }
 

@@ -1,6 +1,8 @@
 // Endpoint updates: applied to the current snapshot, they recompile only what they touch.
 
 import { test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../core/clock.ts';
 import { seededRandom } from '../core/random.ts';
@@ -110,4 +112,26 @@ test('a whole new snapshot reuses nothing, even with equal content', () => {
   const rt2 = compile(snapshot(), rt1);
   for (const [name, c] of rt2.clusters) assert.notEqual(c, rt1.clusters.get(name));
   assert.notEqual(rt2.virtualHosts[1], rt1.virtualHosts[1]);
+});
+
+test('a chain of endpoint updates does not keep the snapshots it replaced alive', async () => {
+  // Clusters compiled in one version are reused by later ones; they must not hold their version's snapshot.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const compile = harness();
+  let s = snapshot();
+  let rt = compile(s);
+  const replaced: WeakRef<ProxySnapshot>[] = [];
+  for (let v = 2; v < 8; v++) {
+    replaced.push(new WeakRef(s));
+    const name = `outbound|80||${'abc'[v % 3]}`;
+    s = withEndpoints(s, update(v, [{ name, endpoints: [endpoint(4000 + v)] }]));
+    rt = compile(s, rt);
+  }
+  for (let i = 0; i < 3; i++) {
+    await new Promise((r) => setImmediate(r));
+    gc();
+  }
+  assert.deepEqual(replaced.map((r) => r.deref() === undefined), replaced.map(() => true));
+  assert.equal(rt.version, 7);
 });
