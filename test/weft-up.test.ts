@@ -43,6 +43,14 @@ describe('weft up -f: a mesh from the user’s files', () => {
     assert.equal(s.proxies.find((p) => p.id === 'default/echo-v1-0')!.identity, 'spiffe://cluster.local/ns/default/sa/default');
   });
 
+  test('proxies run with the memory settings docs/performance.md measured (young generation cap, one malloc arena)', async () => {
+    for (const p of (await weft.status()).proxies) {
+      const env = (await readFile(`/proc/${p.pid}/environ`, 'utf8')).split('\0');
+      assert.ok(env.includes('MALLOC_ARENA_MAX=1'), `${p.id}: ${env.filter((e) => e.startsWith('MALLOC')).join(' ')}`);
+      assert.match(env.find((e) => e.startsWith('NODE_OPTIONS=')) ?? '', /--max-semi-space-size=16/, p.id);
+    }
+  });
+
   test('a 90/10 split measured over 2000 requests lands within ±3 points', async () => {
     const { counts, failures } = await load(2000, 16, () => viaEdge(weft.edge, 'echo-model', '/predict'), version);
     assert.deepEqual(failures, []);

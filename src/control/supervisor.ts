@@ -354,6 +354,7 @@ export class Supervisor {
           ...(this.o.ca && parseSpiffeId(node.identity) ? { WEFT_CA: this.o.ca.address, WEFT_PROXY_IDENTITY: node.identity } : {}),
           ...(this.o.accessLog ? { WEFT_ACCESS_LOG: this.o.accessLog } : {}),
           ...(this.o.proxyCode ? { WEFT_PROXY_CODE: this.o.proxyCode } : {}),
+          ...PROXY_MEMORY_SETTINGS,
           ...extra,
         },
       },
@@ -371,6 +372,18 @@ export class Supervisor {
     });
   }
 }
+
+/**
+ * Memory settings for proxy processes (measured in docs/performance.md, "Memory"): V8's young
+ * generation capped at 16 MiB per semi-space instead of growing to 32 (at proxy allocation rates
+ * it always reaches its cap, while almost nothing in it survives), and one malloc arena instead of
+ * one per thread. Together ~25–30 MiB less RSS under load, latency unchanged. A user's own
+ * NODE_OPTIONS come after ours and win; a MALLOC_ARENA_MAX already set is kept.
+ */
+const PROXY_MEMORY_SETTINGS = {
+  NODE_OPTIONS: `--max-semi-space-size=16 ${process.env.NODE_OPTIONS ?? ''}`.trim(),
+  MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '1',
+};
 
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
