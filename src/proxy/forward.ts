@@ -10,7 +10,7 @@ import type { ServerHttp2Stream } from 'node:http2';
 import { Readable } from 'node:stream';
 import { MeshError, type ErrorCode } from '../core/errors.ts';
 import type { UpstreamProtocol } from '../wire/snapshot.ts';
-import type { Upstream, UpstreamBody, UpstreamResponse } from './upstream/upstream.ts';
+import type { Upstream, UpstreamResponse } from './upstream/upstream.ts';
 
 export type Outcome =
   | { kind: 'response'; status: number; grpcStatus: string; responseBytes: number; requestBytes: number }
@@ -236,7 +236,7 @@ const ignore = () => {};
  * Wait for the first chunk of an answer's body, at most `ms`: the chunk (the body is left paused
  * with the chunk taken out), `null` when the body ended without one, or why there is none.
  */
-export function firstChunk(body: UpstreamBody, ms: number): Promise<Buffer | null | 'timeout' | 'error'> {
+export function firstChunk(body: Readable, ms: number): Promise<Buffer | null | 'timeout' | 'error'> {
   return new Promise((resolve) => {
     const settle = (r: Buffer | null | 'timeout' | 'error') => {
       clearTimeout(timer);

@@ -8,7 +8,6 @@ import { createHash } from 'node:crypto';
 import { Pool } from './undici-parts.ts';
 import type { ClusterConfig, ClusterTlsConfig, EndpointConfig, ProxySnapshot, UpstreamProtocol } from '../../wire/snapshot.ts';
 import { H2Upstream, hostName } from './h2.ts';
-import { DispatchUpstream } from './dispatch.ts';
 import type { Upstream, UpstreamRequest, UpstreamResponse } from './upstream.ts';
 import type { MeshTlsClient } from '../tls.ts';
 import { h2Options, poolId, undiciOptions, withTcpKeepalive, type PoolSettings } from './pool-settings.ts';
@@ -159,7 +158,7 @@ export function createUpstream(key: string, t: Transport): Upstream {
     return new AlpnUpstream(key, (alpn, sn) => ka(tlsSocket(host, port, tls, alpn, sn)), t.pool);
   }
   if (t.protocol === 'h2') return new H2Upstream({ scheme: 'http', authority: key, connect: () => ka(tcpConnect({ host, port, noDelay: true })), ...h2Options(t.pool) });
-  return new DispatchUpstream(new Pool(`http://${key}`, undiciOptions(POOL_OPTIONS, t.pool)));
+  return new Pool(`http://${key}`, undiciOptions(POOL_OPTIONS, t.pool));
 }
 
 function splitKey(key: string): { host: string; port: number } {
@@ -218,7 +217,7 @@ class AlpnUpstream implements Upstream {
           chosen = h2;
         } else {
           socket.destroy();
-          chosen = new DispatchUpstream(new Pool(`https://${this.key}`, {
+          chosen = new Pool(`https://${this.key}`, {
             ...undiciOptions(POOL_OPTIONS, this.pool),
             allowH2: false,
             connect: (o, callback) => {
@@ -232,7 +231,7 @@ class AlpnUpstream implements Upstream {
               whenConnected(s, 'secureConnect', (e, c) => (e ? callback(e, null) : callback(null, c!)), this.pool?.connectTimeoutMs);
               return s;
             },
-          }));
+          });
         }
         if (this.closed) void chosen.close();
         this.chosen = chosen;
