@@ -1,7 +1,8 @@
 // How fast can a Node.js proxy go here? Requests per proxy CPU-second of HAProxy, the minimal
-// Node proxy (node:http + undici request), and three probes that take parts of that path away
-// (bench/ceiling/): undici's dispatch() with a handler, raw upstream sockets behind node:http, and
-// a raw-socket relay with neither. Interleaved rounds, proxy on CPU 0, wrk and nginx on CPU 1.
+// Node proxy (node:http + undici request + pipe), and four probes that take parts of that path
+// away (bench/ceiling/): pipe() (the answer written chunk by chunk, as Weft's relay does), then
+// undici's request() API (dispatch() with a handler), then undici (raw upstream sockets behind
+// node:http), then node:http too (a raw-socket relay). Interleaved rounds, proxy on CPU 0, wrk and nginx on CPU 1.
 // It shows where the per-request cost of a Node proxy is, for docs/performance.md.
 //
 // Usage: node bench/ceiling.ts [--rounds 3] [--seconds 4]
@@ -38,6 +39,7 @@ try {
     paths.push({ name, proc, port: Number(m[1]) });
   };
   await node('minimal Node proxy (node:http + undici request)', './minimal-proxy.ts', ['0', String(up), String(up)]);
+  await node('node:http + undici request(), relayed with write() (no pipe)', './ceiling/request-proxy.ts', [String(up)]);
   await node('node:http + undici dispatch()', './ceiling/dispatch-proxy.ts', [String(up)]);
   await node('node:http + raw upstream sockets', './ceiling/raw-upstream-proxy.ts', [String(up)]);
   await node('raw-socket relay (no node:http, no undici)', './ceiling/raw-relay.ts', [String(up)]);

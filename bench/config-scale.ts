@@ -171,33 +171,29 @@ try {
   log(`${proxies - 1} more proxies connected and synced in ${joined.ms.toFixed(0)} ms`);
 
   // 4 — one change (one endpoint's weight), to every proxy.
-  const changeMs: number[] = [];
+  /** `changes` times: `base` with `target` replaced by `change(c)`, timed from handing it over to every proxy's answer. */
+  const timeChanges = async (base: Resource[], target: Resource, change: (c: number) => Resource, what: string): Promise<number[]> => {
+    const ms: number[] = [];
+    for (let c = 0; c < changes; c++) {
+      const next = base.map((r) => (r === target ? change(c) : r));
+      const t = await timed(async () => {
+        control.setResources(next);
+        await within(control.whenSettled(), 60_000, what);
+      });
+      ms.push(t.ms);
+    }
+    return ms;
+  };
   const target = resources.find((r) => r.kind === 'WorkloadEntry')! as Resource<WorkloadEntrySpec>;
-  for (let c = 0; c < changes; c++) {
-    const changed = { ...target, spec: { ...target.spec, weight: 2 + c } } as Resource;
-    const next = resources.map((r) => (r === target ? changed : r));
-    const t = await timed(async () => {
-      control.setResources(next);
-      await within(control.whenSettled(), 60_000, 'a change');
-    });
-    changeMs.push(t.ms);
-  }
+  const weighted = (weight: number) => ({ ...target, spec: { ...target.spec, weight } }) as Resource;
+  const changeMs = await timeChanges(resources, target, (c) => weighted(2 + c), 'an endpoint change');
   log(`one endpoint change to ${proxies} proxies: ${changeMs.map((m) => m.toFixed(0)).join(', ')} ms`);
   // What the control plane now has: the endpoint at its last weight.
-  const current = resources.map((r) => (r === target ? ({ ...target, spec: { ...target.spec, weight: 1 + changes } } as Resource) : r));
+  const current = resources.map((r) => (r === target ? weighted(1 + changes) : r));
 
   // 5 — one change to routing (one VirtualService's timeout), to every proxy.
-  const routeChangeMs: number[] = [];
   const vs = resources.find((r) => r.kind === 'VirtualService')! as Resource<VirtualServiceSpec>;
-  for (let c = 0; c < changes; c++) {
-    const changed = { ...vs, spec: { ...vs.spec, http: [{ ...vs.spec.http![0]!, timeout: `${10 + c}s` }] } } as Resource;
-    const next = current.map((r) => (r === vs ? changed : r));
-    const t = await timed(async () => {
-      control.setResources(next);
-      await within(control.whenSettled(), 60_000, 'a route change');
-    });
-    routeChangeMs.push(t.ms);
-  }
+  const routeChangeMs = await timeChanges(current, vs, (c) => ({ ...vs, spec: { ...vs.spec, http: [{ ...vs.spec.http![0]!, timeout: `${10 + c}s` }] } }) as Resource, 'a route change');
   log(`one route change to ${proxies} proxies: ${routeChangeMs.map((m) => m.toFixed(0)).join(', ')} ms`);
   const status = control.status();
   const notSynced = status.filter((s) => !s.synced);
