@@ -287,7 +287,7 @@ export class ControlPlane {
         this.log(`could not translate configuration for ${rec.node.id}: ${(err as Error).stack}`);
         continue;
       }
-      rec.sentClusters = sentClusters(snap.clusters);
+      rec.sentClusters = sentClusters(snap.clusters, registry);
       rec.sentGeneration = this.generation;
       // Compared without its version (which changes on every push), and serialised only once.
       const { version: _unversioned, ...rest } = snap;

@@ -71,7 +71,7 @@ test('endpoint updates carry exactly the clusters that changed, and applied in t
     config() + '---' + entry('c', 'v1', '10.0.0.3'), // a and b leave
   ].map(load);
   let applied = full(states[0]!);
-  const sent = sentClusters(applied.clusters);
+  const sent = sentClusters(applied.clusters, buildRegistry(states[0]!, []));
   const changedNames: string[][] = [];
   for (const resources of states.slice(1)) {
     const ctx = endpointContext(resources, buildRegistry(resources, []), proxy.namespace);
@@ -84,4 +84,23 @@ test('endpoint updates carry exactly the clusters that changed, and applied in t
   // The VirtualService sends to the subsets only, so those are the clusters there are.
   assert.deepEqual(changedNames, [['v2'], ['v1'], ['v1', 'v2']]);
   assert.deepEqual(applied.clusters.find((c) => c.subset === 'v1')!.endpoints.map((e) => `${e.host}:${e.port}`), ['10.0.0.3:8080']);
+});
+
+test('with the unchanged resources the very same objects (as the control plane keeps them), only clusters of services whose endpoints changed are worked out again', () => {
+  const base = load(config() + '---' + entry('a', 'v1', '10.0.0.1') + '---' + entry('b', 'v2', '10.0.0.2') + '---' + entry('c', 'v2', '10.0.0.3'));
+  const registry = buildRegistry(base, []);
+  const first = translate({ resources: base, registry, proxy, version: 0 });
+  const sent = sentClusters(first.clusters, registry);
+  const b = base.find((r) => r.metadata.name === 'b')!;
+  const next = base.map((r) => (r === b ? { ...b, spec: { ...(b.spec as object), weight: 7 } } : r)) as Resource[];
+  const ctx = endpointContext(next, buildRegistry(next, []), proxy.namespace);
+  const computed = new Map();
+  const changes = endpointChanges(sent, ctx, computed);
+  assert.deepEqual(changes.map((c) => c.name.split('|')[2]), ['v2']);
+  assert.deepEqual(changes[0]!.endpoints.map((e) => e.weight), [7, 1]);
+  assert.deepEqual(withEndpoints({ ...first, version: 1 }, { type: 'endpoints', wire: 1, version: 2, clusters: changes }).clusters, full(next).clusters);
+  // Nothing changed since: the same registry records, nothing worked out at all.
+  const again = new Map();
+  assert.deepEqual(endpointChanges(sent, endpointContext(next, buildRegistry(next, []), proxy.namespace), again), []);
+  assert.equal(again.size, 0);
 });

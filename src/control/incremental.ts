@@ -5,6 +5,7 @@
 // cluster's endpoints and sends those that differ (wire/snapshot.ts EndpointsUpdate).
 
 import type { Resource } from '../api/types.ts';
+import type { EndpointInfo, Registry } from '../registry/registry.ts';
 import { clusterEndpoints, type EndpointContext } from '../translate/translate.ts';
 import type { ClusterConfig, ClusterEndpoints } from '../wire/snapshot.ts';
 
@@ -44,13 +45,40 @@ export interface SentCluster {
   host: string;
   port: number;
   subset: string | undefined;
+  /**
+   * The registry's endpoints of the cluster's service they were made from. The registry keeps one
+   * record per unchanged source (registry.ts), so the same records mean the same endpoints.
+   */
+  inputs: readonly EndpointInfo[];
   /** The endpoints as sent, until their JSON is first needed (then dropped). */
   endpoints?: ClusterConfig['endpoints'];
   json?: string;
 }
 
-export function sentClusters(clusters: readonly ClusterConfig[]): SentCluster[] {
-  return clusters.map((c) => ({ name: c.name, host: c.service.host, port: c.service.port, subset: c.subset, endpoints: c.endpoints }));
+const NONE: readonly EndpointInfo[] = [];
+
+/** What a cluster's endpoints are made from in `registry`: its service's endpoints, before subset and port. */
+function inputsOf(registry: Registry, host: string): readonly EndpointInfo[] {
+  const service = registry.services.get(host);
+  return service ? registry.endpoints(service) : NONE;
+}
+
+/** The clusters of a whole snapshot just translated from `registry`. */
+export function sentClusters(clusters: readonly ClusterConfig[], registry: Registry): SentCluster[] {
+  return clusters.map((c) => ({
+    name: c.name,
+    host: c.service.host,
+    port: c.service.port,
+    subset: c.subset,
+    inputs: inputsOf(registry, c.service.host),
+    endpoints: c.endpoints,
+  }));
+}
+
+function sameRecords(a: readonly EndpointInfo[], b: readonly EndpointInfo[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Endpoint lists worked out in one push, by cluster name, for proxies that share an EndpointContext. */
@@ -64,6 +92,11 @@ export type ComputedEndpoints = Map<string, { endpoints: ClusterEndpoints['endpo
 export function endpointChanges(sent: readonly SentCluster[], ctx: EndpointContext, computed: ComputedEndpoints): ClusterEndpoints[] {
   const changes: ClusterEndpoints[] = [];
   for (const c of sent) {
+    // Within a configuration generation (subsets, ports, mTLS settings fixed) a cluster's endpoints
+    // depend only on its service's endpoint records: the same records, nothing to work out.
+    const inputs = inputsOf(ctx.registry, c.host);
+    if (sameRecords(inputs, c.inputs)) continue;
+    c.inputs = inputs;
     let now = computed.get(c.name);
     if (!now) {
       const endpoints = clusterEndpoints(ctx, c.host, c.port, c.subset);

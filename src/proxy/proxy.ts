@@ -7,7 +7,7 @@ import { systemClock, type Clock } from '../core/clock.ts';
 import { systemRandom, type Random } from '../core/random.ts';
 import type { ControlMessage, EndpointsUpdate } from '../wire/snapshot.ts';
 import { withEndpoints } from './endpoints-update.ts';
-import { compileSnapshot, type RuntimeConfig } from './compile.ts';
+import { compileSnapshot, type CompiledCluster, type RuntimeConfig } from './compile.ts';
 import { EndpointStates, endpointId } from './upstream/endpoints.ts';
 import { checkTransports, H2C, HTTP1 } from './upstream/transport.ts';
 import { meshListener, type MeshListener } from './listener.ts';
@@ -126,10 +126,14 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         // What the new snapshot shares with the current one (all but an endpoint update's clusters) is reused as compiled.
         const next = compileSnapshot(snapshot, { endpoints, metrics, random, clock }, current);
         // The swap: requests in flight keep the tables they started with.
+        const before = current;
         current = next;
         policy = nextPolicy;
         // Trust the bundle's roots from now on (a new signing root also renews the certificate).
         identity?.setTrustBundle(snapshot.trustBundle);
+        // Pools no table names any more are closed. An endpoint update that left every updated
+        // cluster with the same endpoints (a weight changed) cannot have let any go: skip the sweep.
+        if (before && isEndpointsUpdate(message) && message.clusters.every((c) => sameEndpoints(before.clusters.get(c.name), next.clusters.get(c.name)))) return;
         // From the compiled clusters, which hold each endpoint's state (no lookups per endpoint).
         const keep = new Set<string>();
         const addresses = new Set<string>();
@@ -168,6 +172,13 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       await endpoints.closeAll();
     },
   };
+}
+
+/** Whether two compiled versions of a cluster use the very same endpoint states. */
+function sameEndpoints(a: CompiledCluster | undefined, b: CompiledCluster | undefined): boolean {
+  if (!a || !b || a.byKey.size !== b.byKey.size) return false;
+  for (const [address, e] of b.byKey) if (a.byKey.get(address)?.state !== e.state) return false;
+  return true;
 }
 
 function isEndpointsUpdate(m: ControlMessage): m is EndpointsUpdate {

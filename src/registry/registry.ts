@@ -89,6 +89,7 @@ export function buildRegistry(resources: readonly Resource[], instances: readonl
       });
     } else if (r.kind === 'ServiceEntry') {
       const spec = r.spec as ServiceEntrySpec;
+      const perHost = cached(fromServiceEntry, r, () => new Map<string, EndpointInfo[]>());
       const staticEndpoints = (spec.endpoints ?? []).map((e) => entryEndpoint(e, r.metadata.name, r.metadata.namespace));
       for (const h of spec.hosts) {
         if (services.has(h)) continue;
@@ -106,30 +107,33 @@ export function buildRegistry(resources: readonly Resource[], instances: readonl
           // DNS without endpoints dials the host by name. NONE (Istio's default) means "the
           // address the caller asked for": a caller in this mesh asks by name through its
           // sidecar, so that is the same dial. A wildcard host has no one name to dial.
-          staticEndpoints:
+          staticEndpoints: cached(perHost, h, () =>
             staticEndpoints.length > 0 || h.startsWith('*') || spec.resolution === 'STATIC'
               ? staticEndpoints
               : [dnsEndpoint(h, r.metadata.namespace)],
+          ),
           origin: 'ServiceEntry',
         });
       }
     } else if (r.kind === 'WorkloadEntry') {
-      workloadEntries.push(entryEndpoint(r.spec as WorkloadEntrySpec, r.metadata.name, r.metadata.namespace));
+      workloadEntries.push(cached(fromEntry, r, () => entryEndpoint(r.spec as WorkloadEntrySpec, r.metadata.name, r.metadata.namespace)));
     }
   }
 
   const instanceEndpoints: EndpointInfo[] = instances
     .filter((i) => i.ready && i.inbound)
-    .map((i) => ({
-      host: i.inbound!.host,
-      ports: i.inbound!.port,
-      labels: i.labels,
-      weight: 1,
-      workload: i.workload,
-      namespace: i.namespace,
-      serviceAccount: i.serviceAccount,
-      sidecar: true,
-    }));
+    .map((i) =>
+      cached(fromInstance, i, () => ({
+        host: i.inbound!.host,
+        ports: i.inbound!.port,
+        labels: i.labels,
+        weight: 1,
+        workload: i.workload,
+        namespace: i.namespace,
+        serviceAccount: i.serviceAccount,
+        sidecar: true,
+      })),
+    );
 
   // Selector matching only looks at endpoints of the service's namespace that carry one of the
   // selector's labels (an index by namespace and label), and each service's endpoints are worked
@@ -179,6 +183,22 @@ function labelKey(namespace: string, name: string, value: string): string {
 export function labelsMatch(selector: Record<string, string>, labels: Record<string, string>): boolean {
   for (const k in selector) if (labels[k] !== selector[k]) return false;
   return true;
+}
+
+/**
+ * Endpoint records kept per source object: an unchanged WorkloadEntry, ServiceEntry or instance
+ * gives the very same records in every registry built from it, so a service whose endpoints did
+ * not change has the same records, and whoever compares two registries can tell that by identity
+ * (control/incremental.ts). Records are never modified.
+ */
+const fromEntry = new WeakMap<Resource, EndpointInfo>();
+const fromServiceEntry = new WeakMap<Resource, Map<string, EndpointInfo[]>>();
+const fromInstance = new WeakMap<WorkloadInstance, EndpointInfo>();
+
+function cached<K, V>(cache: { get(key: K): V | undefined; set(key: K, value: V): unknown }, key: K, make: () => V): V {
+  let v = cache.get(key);
+  if (v === undefined) cache.set(key, (v = make()));
+  return v;
 }
 
 function entryEndpoint(e: WorkloadEntrySpec, name: string, namespace: string): EndpointInfo {
