@@ -149,11 +149,16 @@ describe('useClientProtocol over the wire', () => {
     const states = new EndpointStates();
     states.tls.mesh = mesh;
     try {
+      // An HTTP/1.1 cluster's hop is HTTP/1.1, as Istio's (h2UpgradePolicy: UPGRADE makes the cluster h2).
       const fixed = states.forEndpoint(cluster(tlsPort, {}, true), endpoint(tlsPort, true));
       assert.ok(fixed.transport.mtls);
       offered.length = 0;
-      assert.equal(await versionVia(fixed, 'http1'), '2.0 h2');
-      assert.deepEqual(offered, [['h2', 'http/1.1']]);
+      assert.equal(await versionVia(fixed, 'h2'), '1.1 http/1.1');
+      assert.ok(offered.length >= 1 && offered.every((o) => o.length === 1 && o[0] === 'http/1.1'), JSON.stringify(offered));
+      const upgraded = states.forEndpoint(cluster(tlsPort, { protocol: 'h2' }, true), endpoint(tlsPort, true));
+      offered.length = 0;
+      assert.equal(await versionVia(upgraded, 'http1'), '2.0 h2');
+      assert.deepEqual(offered, [['h2']]);
 
       const s = states.forEndpoint(cluster(tlsPort, { useClientProtocol: true }, true), endpoint(tlsPort, true));
       assert.ok(s.transport.mtls);

@@ -91,17 +91,18 @@ export class TlsMaterial {
    * unless the DestinationRule says DISABLE or its PeerAuthentication does (SIMPLE is for endpoints outside the mesh);
    * ISTIO_MUTUAL gives every endpoint mTLS; other endpoints get SIMPLE TLS when asked, else plaintext.
    * `clientProtocol` (the pool of a `useClientProtocol` cluster for requests that came in that
-   * protocol) replaces the cluster's protocol. To a peer sidecar only it is offered by ALPN (Istio's
-   * hop between sidecars is in the client cluster's protocol, here the request's); over SIMPLE or
-   * MUTUAL TLS an HTTP/1.1 one still offers `h2` and `http/1.1` and speaks what the server picks.
+   * protocol) replaces the cluster's protocol. To a peer sidecar only the protocol is offered by
+   * ALPN, as Istio's hop between sidecars is in the client cluster's protocol (an HTTP/1.1 cluster
+   * speaks HTTP/1.1 unless `h2UpgradePolicy: UPGRADE`); over SIMPLE or MUTUAL TLS an HTTP/1.1 one
+   * still offers `h2` and `http/1.1` and speaks what the server picks.
    */
   transportFor(cluster: ClusterConfig, endpoint: EndpointConfig, clientProtocol?: UpstreamProtocol): Transport {
     const protocol = clientProtocol ?? cluster.protocol;
     const mode = cluster.tls?.mode;
     if (mode === 'ISTIO_MUTUAL' || (endpoint.sidecar && endpoint.mtls !== false && mode !== 'DISABLE' && this.mesh)) {
       const mesh = this.mesh ?? NO_CERTIFICATE;
-      // The peer's inbound side prefers h2 when offered it, which would not keep the client's HTTP/1.1.
-      const client: MeshTlsClient = clientProtocol === 'http1' ? { connect: (host, port, _alpn, peer) => mesh.connect(host, port, ['http/1.1'], peer) } : mesh;
+      // The peer's inbound side prefers h2 when offered it: an HTTP/1.1 hop offers only http/1.1.
+      const client: MeshTlsClient = protocol === 'http1' ? { connect: (host, port, _alpn, peer) => mesh.connect(host, port, ['http/1.1'], peer) } : mesh;
       return { protocol, mtls: { peer: endpoint.identity, client } };
     }
     const tls = (mode === 'SIMPLE' || mode === 'MUTUAL') && !endpoint.sidecar ? cluster.tls! : undefined;
@@ -147,7 +148,7 @@ export function createUpstream(key: string, t: Transport): Upstream {
   // Every socket dialled below gets the cluster's TCP keepalive (undici's own connector: undiciOptions).
   const ka = <S extends Socket>(socket: S) => withTcpKeepalive(socket, t.pool);
   if (t.mtls) {
-    // Between proxies: h2 for an HTTP/2 cluster; for an HTTP/1.1 one the peer's inbound side picks (it prefers h2).
+    // Between proxies: h2 for an HTTP/2 cluster; HTTP/1.1 for an HTTP/1.1 one (its client offers only that: transportFor).
     const { client, peer } = t.mtls;
     if (t.protocol === 'h2') return new H2Upstream({ scheme: 'https', authority: key, connect: () => ka(client.connect(host, port, ['h2'], peer)), ...h2Options(t.pool) });
     return new AlpnUpstream(key, (alpn) => ka(client.connect(host, port, alpn, peer)), t.pool);
