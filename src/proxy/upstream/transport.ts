@@ -91,19 +91,15 @@ export class TlsMaterial {
    * unless the DestinationRule says DISABLE or its PeerAuthentication does (SIMPLE is for endpoints outside the mesh);
    * ISTIO_MUTUAL gives every endpoint mTLS; other endpoints get SIMPLE TLS when asked, else plaintext.
    * `clientProtocol` (the pool of a `useClientProtocol` cluster for requests that came in that
-   * protocol) replaces the cluster's protocol. To a peer sidecar only the protocol is offered by
-   * ALPN, as Istio's hop between sidecars is in the client cluster's protocol (an HTTP/1.1 cluster
-   * speaks HTTP/1.1 unless `h2UpgradePolicy: UPGRADE`); over SIMPLE or MUTUAL TLS an HTTP/1.1 one
-   * still offers `h2` and `http/1.1` and speaks what the server picks.
+   * protocol) replaces the cluster's protocol. To a peer sidecar the connection is in that
+   * protocol (createUpstream); over SIMPLE or MUTUAL TLS an HTTP/1.1 one still offers `h2` and
+   * `http/1.1` and speaks what the server picks.
    */
   transportFor(cluster: ClusterConfig, endpoint: EndpointConfig, clientProtocol?: UpstreamProtocol): Transport {
     const protocol = clientProtocol ?? cluster.protocol;
     const mode = cluster.tls?.mode;
     if (mode === 'ISTIO_MUTUAL' || (endpoint.sidecar && endpoint.mtls !== false && mode !== 'DISABLE' && this.mesh)) {
-      const mesh = this.mesh ?? NO_CERTIFICATE;
-      // The peer's inbound side prefers h2 when offered it: an HTTP/1.1 hop offers only http/1.1.
-      const client: MeshTlsClient = protocol === 'http1' ? { connect: (host, port, _alpn, peer) => mesh.connect(host, port, ['http/1.1'], peer) } : mesh;
-      return { protocol, mtls: { peer: endpoint.identity, client } };
+      return { protocol, mtls: { peer: endpoint.identity, client: this.mesh ?? NO_CERTIFICATE } };
     }
     const tls = (mode === 'SIMPLE' || mode === 'MUTUAL') && !endpoint.sidecar ? cluster.tls! : undefined;
     if (!tls) return protocol === 'h2' ? H2C : HTTP1;
@@ -148,10 +144,11 @@ export function createUpstream(key: string, t: Transport): Upstream {
   // Every socket dialled below gets the cluster's TCP keepalive (undici's own connector: undiciOptions).
   const ka = <S extends Socket>(socket: S) => withTcpKeepalive(socket, t.pool);
   if (t.mtls) {
-    // Between proxies: h2 for an HTTP/2 cluster; HTTP/1.1 for an HTTP/1.1 one (its client offers only that: transportFor).
+    // Between proxies the hop is in the cluster's protocol, offered alone by ALPN (the peer's
+    // inbound side would pick h2 if offered it), as Istio's hop between sidecars is.
     const { client, peer } = t.mtls;
     if (t.protocol === 'h2') return new H2Upstream({ scheme: 'https', authority: key, connect: () => ka(client.connect(host, port, ['h2'], peer)), ...h2Options(t.pool) });
-    return new AlpnUpstream(key, (alpn) => ka(client.connect(host, port, alpn, peer)), t.pool);
+    return http1TlsPool(key, () => ka(client.connect(host, port, ['http/1.1'], peer)), t.pool);
   }
   if (t.tls) {
     const tls = t.tls;
@@ -166,6 +163,25 @@ function splitKey(key: string): { host: string; port: number } {
   const colon = key.lastIndexOf(':');
   const host = key.slice(0, colon);
   return { host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(key.slice(colon + 1)) };
+}
+
+/** An HTTP/1.1 keep-alive pool over TLS connections `dial` opens (offering only `http/1.1`). */
+function http1TlsPool(key: string, dial: (servername: string | null | undefined) => TLSSocket, pool: PoolSettings | undefined): Upstream {
+  return new Pool(`https://${key}`, {
+    ...undiciOptions(POOL_OPTIONS, pool),
+    allowH2: false,
+    connect: (o, callback) => {
+      let s: TLSSocket;
+      try {
+        s = dial(o.servername);
+      } catch (err) {
+        callback(err as Error, null);
+        return;
+      }
+      whenConnected(s, 'secureConnect', (e, c) => (e ? callback(e, null) : callback(null, c!)), pool?.connectTimeoutMs);
+      return s;
+    },
+  });
 }
 
 /**
@@ -218,21 +234,7 @@ class AlpnUpstream implements Upstream {
           chosen = h2;
         } else {
           socket.destroy();
-          chosen = new Pool(`https://${this.key}`, {
-            ...undiciOptions(POOL_OPTIONS, this.pool),
-            allowH2: false,
-            connect: (o, callback) => {
-              let s: TLSSocket;
-              try {
-                s = this.dial(['http/1.1'], o.servername);
-              } catch (err) {
-                callback(err as Error, null);
-                return;
-              }
-              whenConnected(s, 'secureConnect', (e, c) => (e ? callback(e, null) : callback(null, c!)), this.pool?.connectTimeoutMs);
-              return s;
-            },
-          });
+          chosen = http1TlsPool(this.key, (sn) => this.dial(['http/1.1'], sn), this.pool);
         }
         if (this.closed) void chosen.close();
         this.chosen = chosen;
