@@ -89,8 +89,10 @@ export function buildRegistry(resources: readonly Resource[], instances: readonl
       });
     } else if (r.kind === 'ServiceEntry') {
       const spec = r.spec as ServiceEntrySpec;
-      const perHost = cached(fromServiceEntry, r, () => new Map<string, EndpointInfo[]>());
-      const staticEndpoints = (spec.endpoints ?? []).map((e) => entryEndpoint(e, r.metadata.name, r.metadata.namespace));
+      const records = cached(fromServiceEntry, r, () => ({
+        listed: (spec.endpoints ?? []).map((e) => entryEndpoint(e, r.metadata.name, r.metadata.namespace)),
+        byHost: new Map<string, EndpointInfo[]>(),
+      }));
       for (const h of spec.hosts) {
         if (services.has(h)) continue;
         services.set(h, {
@@ -107,9 +109,9 @@ export function buildRegistry(resources: readonly Resource[], instances: readonl
           // DNS without endpoints dials the host by name. NONE (Istio's default) means "the
           // address the caller asked for": a caller in this mesh asks by name through its
           // sidecar, so that is the same dial. A wildcard host has no one name to dial.
-          staticEndpoints: cached(perHost, h, () =>
-            staticEndpoints.length > 0 || h.startsWith('*') || spec.resolution === 'STATIC'
-              ? staticEndpoints
+          staticEndpoints: cached(records.byHost, h, () =>
+            records.listed.length > 0 || h.startsWith('*') || spec.resolution === 'STATIC'
+              ? records.listed
               : [dnsEndpoint(h, r.metadata.namespace)],
           ),
           origin: 'ServiceEntry',
@@ -192,7 +194,8 @@ export function labelsMatch(selector: Record<string, string>, labels: Record<str
  * (control/incremental.ts). Records are never modified.
  */
 const fromEntry = new WeakMap<Resource, EndpointInfo>();
-const fromServiceEntry = new WeakMap<Resource, Map<string, EndpointInfo[]>>();
+/** A ServiceEntry's listed endpoints, and each host's static endpoints (those, or the host itself by DNS). */
+const fromServiceEntry = new WeakMap<Resource, { listed: EndpointInfo[]; byHost: Map<string, EndpointInfo[]> }>();
 const fromInstance = new WeakMap<WorkloadInstance, EndpointInfo>();
 
 function cached<K, V>(cache: { get(key: K): V | undefined; set(key: K, value: V): unknown }, key: K, make: () => V): V {
