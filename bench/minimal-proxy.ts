@@ -10,22 +10,15 @@
 // Usage: node bench/minimal-proxy.ts LISTEN_PORT UPSTREAM_PORT SSE_PORT
 // Prints `minimal-proxy listening 127.0.0.1:PORT` once it listens.
 
-import { createServer, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
+import { stripHopByHop as strip } from './lib/hop-by-hop.ts';
 
 const [listenPort, upstreamPort, ssePort] = process.argv.slice(2).map(Number);
 const poolOptions = { keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0 };
 const upstream = new Pool(`http://127.0.0.1:${upstreamPort}`, poolOptions);
 const sse = new Pool(`http://127.0.0.1:${ssePort}`, poolOptions);
-
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
-
-function strip(h: IncomingHttpHeaders | Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  for (const k in h) if (!HOP_BY_HOP.has(k) && h[k] !== undefined) out[k] = h[k];
-  return out;
-}
 
 const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, async (req, res) => {
   const url = req.url ?? '/';

@@ -7,7 +7,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
-import { stripHopByHop } from './hop-by-hop.ts';
+import { stripHopByHop } from '../lib/hop-by-hop.ts';
 
 const upstream = new Pool(`http://127.0.0.1:${Number(process.argv[2])}`, { keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0 });
 

@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
 import net from 'node:net';
-import { isHopByHop } from './hop-by-hop.ts';
+import { isHopByHop } from '../lib/hop-by-hop.ts';
 
 interface Parser {
   initialize(type: number, resource: object): void;

@@ -1,4 +1,4 @@
-// Hop-by-hop headers left out by the ceiling probes (as bench/minimal-proxy.ts does).
+// Hop-by-hop headers, left out by the minimal Node proxy and the ceiling probes (header names lowercase, as node and undici give them).
 
 import type { OutgoingHttpHeaders } from 'node:http';
 
@@ -6,7 +6,7 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
 
 export function stripHopByHop(h: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
-  for (const k in h) if (!HOP_BY_HOP.has(k.toLowerCase()) && h[k] !== undefined) out[k] = h[k];
+  for (const k in h) if (!HOP_BY_HOP.has(k) && h[k] !== undefined) out[k] = h[k];
   return out;
 }
 
