@@ -165,7 +165,7 @@ describe('useClientProtocol over the wire', () => {
       offered.length = 0;
       assert.equal(await versionVia(s, 'http1'), '1.1 http/1.1');
       assert.equal(await versionVia(s, 'h2'), '2.0 h2');
-      // Every connection offered just the one protocol (HTTP/1.1: the pool's probe, then its own dial).
+      // Every connection offered just the one protocol.
       assert.ok(offered.length >= 2);
       for (const o of offered) assert.ok(o.length === 1 && (o[0] === 'http/1.1' || o[0] === 'h2'), JSON.stringify(offered));
       assert.deepEqual(new Set(offered.map((o) => o[0])), new Set(['http/1.1', 'h2']));
