@@ -24,11 +24,8 @@ function fakeConnection(id: string, token: string, inbound: string) {
   const sent: ControlMessage[] = [];
   const conn: ProxyConnection = {
     hello: { type: 'hello', id, token, listeners: { inbound, outbound: '127.0.0.1:1', admin: '127.0.0.1:2' }, pid: 42 },
-    send: (s, text) => {
-      // What goes on the wire is exactly the message, version included.
-      if (text !== undefined) assert.deepEqual(JSON.parse(text), JSON.parse(JSON.stringify(s)));
-      sent.push(s);
-    },
+    // As the proxy gets it: through JSON.
+    send: (s) => void sent.push(JSON.parse(JSON.stringify(s))),
     close: () => {},
   };
   return { conn, sent };

@@ -4,10 +4,19 @@
 // their apps are up; the loader hands it validated resources. Only the push server touches sockets.
 
 import type { Resource } from '../api/types.ts';
-import { buildRegistry, type WorkloadInstance } from '../registry/registry.ts';
-import { endpointContext, translate, type EndpointContext } from '../translate/translate.ts';
-import { WIRE_FORMAT, type ClusterEndpoints, type EndpointsUpdate, type ProxyHello, type ProxyNode, type ProxySnapshot } from '../wire/snapshot.ts';
-import { endpointChanges, onlyEndpointsDiffer, sentClusters, type ComputedEndpoints, type SentCluster } from './incremental.ts';
+import { buildRegistry, REGISTRY_KINDS, type Registry, type WorkloadInstance } from '../registry/registry.ts';
+import { CLUSTER_CACHE_KINDS, endpointContext, translate, type CachedCluster, type EndpointContext } from '../translate/translate.ts';
+import {
+  WIRE_FORMAT,
+  type ClusterEndpoints,
+  type ConfigDelta,
+  type EndpointsUpdate,
+  type ProxyHello,
+  type ProxyNode,
+  type ProxySnapshot,
+} from '../wire/snapshot.ts';
+import { endpointChanges, onlyEndpointsDiffer, sameResources, sentClusters, type ComputedEndpoints, type SentCluster } from './incremental.ts';
+import { configDelta, endpointsChanged, sentConfig, type SentConfig } from './config-delta.ts';
 import type { ProxyConnection, PushHandlers } from './push-server.ts';
 
 export interface ProxyRegistration {
@@ -23,10 +32,14 @@ interface ProxyRecord extends ProxyRegistration {
   listeners?: ProxyHello['listeners'];
   pid?: number;
   /**
-   * JSON of the last snapshot sent, without its version, to detect real changes; undefined once
-   * endpoint updates have been sent on top of it (the next full snapshot is then always sent).
+   * What the proxy holds (or was last sent, if it refused that), piece by piece: the next change
+   * is worked out against it. Undefined: the next push sends the whole snapshot.
    */
-  sentBody?: string;
+  sent?: SentConfig;
+  /** False once the proxy refused the whole snapshot `sent` describes: the next change goes whole. */
+  holdsSent?: boolean;
+  /** What the last message sent was: a refused update is followed by the whole snapshot. */
+  sentKind?: 'snapshot' | 'delta' | 'endpoints';
   /**
    * The clusters the proxy holds, as sent, and the configuration generation of the snapshot that
    * defined them: while the generation is current, changes reach the proxy as endpoint updates.
@@ -80,7 +93,13 @@ export class ControlPlane {
    * the trust bundle): a proxy last sent an older generation gets a whole new snapshot.
    */
   private generation = 0;
-  private lastPushEndpointsOnly = false;
+  private lastPushCounts = { snapshots: 0, deltas: 0, endpointUpdates: 0 };
+  /**
+   * The registry, kept while its resources and the instances stay the same, and the clusters made
+   * so far, kept while every resource a cluster depends on but endpoints stays the same: so a
+   * routing change translates only routes.
+   */
+  private made?: MadeFrom;
   private scheduled = false;
   private readonly waiters: Array<() => void> = [];
   private readonly log: (line: string) => void;
@@ -96,9 +115,9 @@ export class ControlPlane {
     return this.version;
   }
 
-  /** Whether the newest push was endpoint updates only (no proxy needed a whole snapshot). */
-  get endpointsOnly(): boolean {
-    return this.lastPushEndpointsOnly;
+  /** How many proxies the newest push sent a whole snapshot, a delta and an endpoint update. */
+  get lastPush(): { snapshots: number; deltas: number; endpointUpdates: number } {
+    return { ...this.lastPushCounts };
   }
 
   /** Replace the configuration with a new, fully validated set of resources. */
@@ -158,7 +177,7 @@ export class ControlPlane {
         rec.listeners = conn.hello.listeners;
         rec.pid = conn.hello.pid;
         // A new stream starts from nothing: send the full snapshot again.
-        rec.sentBody = undefined;
+        rec.sent = undefined;
         rec.sentClusters = undefined;
         if (rec.instance && conn.hello.listeners.inbound) {
           const inbound = splitHostPort(conn.hello.listeners.inbound);
@@ -180,9 +199,15 @@ export class ControlPlane {
         rec.nack = { version, error };
         // What the proxy holds is no longer what was sent: the next change goes as a whole snapshot.
         rec.sentClusters = undefined;
-        // A rejected endpoint update is followed by the whole snapshot now (a rejected snapshot is
-        // not re-sent: the same one would be rejected again).
-        if (rec.sentBody === undefined) this.schedulePush();
+        if (version === rec.sentVersion) {
+          // A rejected update is followed by the whole snapshot now; a rejected snapshot is not
+          // sent again as it is (it would be rejected again), only once something changes.
+          if (rec.sentKind === 'snapshot') rec.holdsSent = false;
+          else {
+            rec.sent = undefined;
+            this.schedulePush();
+          }
+        }
         this.log(`proxy ${id} rejected configuration version ${version}: ${error} (it keeps running version ${rec.ackedVersion ?? 'none'})`);
         this.wakeWaiters();
       },
@@ -256,16 +281,17 @@ export class ControlPlane {
 
   private push(): void {
     const instances = [...this.proxies.values()].flatMap((r) => (r.instance ? [r.instance] : []));
-    const registry = buildRegistry(this.resources, instances);
-    const snapshots: Array<[ProxyRecord, ProxySnapshot, string]> = [];
+    const { registry, clusters: clusterCaches } = this.madeFrom(instances);
+    const snapshots: Array<[ProxyRecord, ProxySnapshot]> = [];
+    const deltas: Array<[ProxyRecord, Omit<ConfigDelta, 'version' | 'base'>, SentConfig]> = [];
     const updates: Array<[ProxyRecord, ClusterEndpoints[]]> = [];
     // Per proxy namespace (a DestinationRule's subsets depend on it), made when first needed.
     const contexts = new Map<string, { ctx: EndpointContext; computed: ComputedEndpoints }>();
     for (const rec of this.proxies.values()) {
       if (!rec.conn) continue;
-      if (rec.sentClusters && rec.sentGeneration === this.generation) {
+      const ns = rec.node.namespace;
+      if (rec.sentClusters && rec.sentGeneration === this.generation && rec.holdsSent) {
         // Only endpoints can have changed for this proxy: send those that did.
-        const ns = rec.node.namespace;
         let c = contexts.get(ns);
         if (!c) contexts.set(ns, (c = { ctx: endpointContext(this.resources, registry, ns), computed: new Map() }));
         const changes = endpointChanges(rec.sentClusters, c.ctx, c.computed);
@@ -273,6 +299,8 @@ export class ControlPlane {
         continue;
       }
       let snap: ProxySnapshot;
+      let clusterCache = clusterCaches.get(ns);
+      if (!clusterCache) clusterCaches.set(ns, (clusterCache = new Map()));
       try {
         snap = translate({
           resources: this.resources,
@@ -280,6 +308,7 @@ export class ControlPlane {
           proxy: rec.node,
           inbound: rec.app ? { appHost: rec.app.host, appPort: rec.app.port } : undefined,
           version: 0,
+          clusterCache,
         });
         if (this.trustBundle) snap.trustBundle = this.trustBundle;
       } catch (err) {
@@ -289,28 +318,64 @@ export class ControlPlane {
       }
       rec.sentClusters = sentClusters(snap.clusters, registry);
       rec.sentGeneration = this.generation;
-      // Compared without its version (which changes on every push), and serialised only once.
-      const { version: _unversioned, ...rest } = snap;
-      const body = JSON.stringify(rest);
-      if (body !== rec.sentBody) snapshots.push([rec, snap, body]);
+      const change = rec.sent ? configDelta(rec.sent, snap) : ({ kind: 'whole' } as const);
+      if (change.kind === 'same') continue;
+      if (change.kind === 'delta' && rec.holdsSent) deltas.push([rec, change.delta, change.holds]);
+      else snapshots.push([rec, snap]);
     }
-    if (snapshots.length === 0 && updates.length === 0) return;
+    if (snapshots.length === 0 && deltas.length === 0 && updates.length === 0) return;
     this.version++;
-    this.lastPushEndpointsOnly = snapshots.length === 0;
-    for (const [rec, snap, body] of snapshots) {
+    this.lastPushCounts = { snapshots: snapshots.length, deltas: deltas.length, endpointUpdates: updates.length };
+    for (const [rec, snap] of snapshots) {
       snap.version = this.version;
-      rec.sentBody = body;
-      rec.sentVersion = this.version;
-      // `body` is an object's JSON ('{"wire":…}'): the version goes in front of its first key.
-      rec.conn!.send(snap, `{"version":${this.version},${body.slice(1)}`);
+      this.sent(rec, 'snapshot', sentConfig(snap), snap);
+    }
+    for (const [rec, delta, holds] of deltas) {
+      const message: ConfigDelta = { ...delta, version: this.version, base: rec.sentVersion! };
+      this.sent(rec, 'delta', holds, message);
     }
     for (const [rec, clusters] of updates) {
-      const update: EndpointsUpdate = { type: 'endpoints', wire: WIRE_FORMAT, version: this.version, clusters };
-      rec.sentBody = undefined;
-      rec.sentVersion = this.version;
-      rec.conn!.send(update);
+      const update: EndpointsUpdate = { type: 'endpoints', wire: WIRE_FORMAT, version: this.version, base: rec.sentVersion!, clusters };
+      if (rec.sent) endpointsChanged(rec.sent, clusters);
+      this.sent(rec, 'endpoints', rec.sent, update);
     }
   }
+
+  /** Record what `rec` is sent, and send it. */
+  private sent(rec: ProxyRecord, kind: ProxyRecord['sentKind'], holds: SentConfig | undefined, message: ProxySnapshot | ConfigDelta | EndpointsUpdate): void {
+    rec.sent = holds;
+    rec.holdsSent = true;
+    rec.sentKind = kind;
+    rec.sentVersion = this.version;
+    rec.conn!.send(message);
+  }
+
+  /** The registry and per-namespace cluster caches for the current resources and instances, made again where they changed. */
+  private madeFrom(instances: readonly WorkloadInstance[]): MadeFrom {
+    const before = this.made;
+    const resources = this.resources;
+    const keepRegistry = before && sameItems(before.instances, instances) && sameResources(before.resources, resources, (k) => REGISTRY_KINDS.has(k));
+    const keepClusters = before && sameResources(before.resources, resources, (k) => !CLUSTER_CACHE_KINDS.has(k));
+    return (this.made = {
+      resources,
+      instances,
+      registry: keepRegistry ? before.registry : buildRegistry(resources, instances),
+      clusters: keepClusters ? before.clusters : new Map(),
+    });
+  }
+}
+
+/** What the control plane made from its resources and instances, kept for the next push. */
+interface MadeFrom {
+  resources: readonly Resource[];
+  instances: readonly WorkloadInstance[];
+  registry: Registry;
+  /** Clusters made so far, by proxy namespace and name (translate's clusterCache). */
+  clusters: Map<string, Map<string, CachedCluster>>;
+}
+
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function splitHostPort(a: string): { host: string; port: number } {

@@ -77,7 +77,7 @@ test('endpoint updates carry exactly the clusters that changed, and applied in t
     const ctx = endpointContext(resources, buildRegistry(resources, []), proxy.namespace);
     const changes = endpointChanges(sent, ctx, new Map());
     changedNames.push(changes.map((c) => c.name.split('|')[2]!).sort());
-    applied = withEndpoints(applied, { type: 'endpoints', wire: 1, version: applied.version + 1, clusters: changes });
+    applied = withEndpoints(applied, { type: 'endpoints', wire: 1, version: applied.version + 1, base: applied.version, clusters: changes });
     assert.deepEqual(applied.clusters, full(resources).clusters);
     assert.deepEqual(endpointChanges(sent, ctx, new Map()), [], 'nothing more to send for the same state');
   }
@@ -98,7 +98,7 @@ test('with the unchanged resources the very same objects (as the control plane k
   const changes = endpointChanges(sent, ctx, computed);
   assert.deepEqual(changes.map((c) => c.name.split('|')[2]), ['v2']);
   assert.deepEqual(changes[0]!.endpoints.map((e) => e.weight), [7, 1]);
-  assert.deepEqual(withEndpoints({ ...first, version: 1 }, { type: 'endpoints', wire: 1, version: 2, clusters: changes }).clusters, full(next).clusters);
+  assert.deepEqual(withEndpoints({ ...first, version: 1 }, { type: 'endpoints', wire: 1, version: 2, base: 1, clusters: changes }).clusters, full(next).clusters);
   // Nothing changed since: the same registry records, nothing worked out at all.
   const again = new Map();
   assert.deepEqual(endpointChanges(sent, endpointContext(next, buildRegistry(next, []), proxy.namespace), again), []);

@@ -5,7 +5,7 @@
 // cluster's endpoints and sends those that differ (wire/snapshot.ts EndpointsUpdate).
 
 import type { Resource } from '../api/types.ts';
-import type { EndpointInfo, Registry } from '../registry/registry.ts';
+import { endpointRecords, sameRecords, type EndpointInfo, type Registry } from '../registry/registry.ts';
 import { clusterEndpoints, type EndpointContext } from '../translate/translate.ts';
 import type { ClusterConfig, ClusterEndpoints } from '../wire/snapshot.ts';
 
@@ -31,7 +31,13 @@ function resourceJson(r: Resource): string {
  * same, in the same order (order matters: the first VirtualService to claim a host owns it).
  */
 export function onlyEndpointsDiffer(before: readonly Resource[], after: readonly Resource[]): boolean {
-  const rest = (list: readonly Resource[]) => list.filter((r) => !ENDPOINT_KINDS.has(r.kind));
+  return sameResources(before, after, (kind) => !ENDPOINT_KINDS.has(kind));
+}
+
+/** True when `before` and `after` have the same resources of the kinds `counts` picks, in the same order. */
+export function sameResources(before: readonly Resource[], after: readonly Resource[], counts: (kind: string) => boolean): boolean {
+  if (before === after) return true;
+  const rest = (list: readonly Resource[]) => list.filter((r) => counts(r.kind));
   const a = rest(before);
   const b = rest(after);
   if (a.length !== b.length) return false;
@@ -55,13 +61,6 @@ export interface SentCluster {
   json?: string;
 }
 
-const NONE: readonly EndpointInfo[] = [];
-
-/** What a cluster's endpoints are made from in `registry`: its service's endpoints, before subset and port. */
-function inputsOf(registry: Registry, host: string): readonly EndpointInfo[] {
-  const service = registry.services.get(host);
-  return service ? registry.endpoints(service) : NONE;
-}
 
 /** The clusters of a whole snapshot just translated from `registry`. */
 export function sentClusters(clusters: readonly ClusterConfig[], registry: Registry): SentCluster[] {
@@ -70,16 +69,11 @@ export function sentClusters(clusters: readonly ClusterConfig[], registry: Regis
     host: c.service.host,
     port: c.service.port,
     subset: c.subset,
-    inputs: inputsOf(registry, c.service.host),
+    inputs: endpointRecords(registry, c.service.host),
     endpoints: c.endpoints,
   }));
 }
 
-function sameRecords(a: readonly EndpointInfo[], b: readonly EndpointInfo[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 /** Endpoint lists worked out in one push, by cluster name, for proxies that share an EndpointContext. */
 export type ComputedEndpoints = Map<string, { endpoints: ClusterEndpoints['endpoints']; json: string }>;
@@ -94,7 +88,7 @@ export function endpointChanges(sent: readonly SentCluster[], ctx: EndpointConte
   for (const c of sent) {
     // Within a configuration generation (subsets, ports, mTLS settings fixed) a cluster's endpoints
     // depend only on its service's endpoint records: the same records, nothing to work out.
-    const inputs = inputsOf(ctx.registry, c.host);
+    const inputs = endpointRecords(ctx.registry, c.host);
     if (sameRecords(inputs, c.inputs)) continue;
     c.inputs = inputs;
     let now = computed.get(c.name);

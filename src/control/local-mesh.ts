@@ -190,7 +190,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
           for (const d of next.diagnostics) o.log(formatDiagnostic(d));
           apply(next.resources);
           await control.whenSettled();
-          o.log(`configuration applied: version ${control.currentVersion}${control.endpointsOnly ? ' (endpoint updates only)' : ''}`);
+          o.log(`configuration applied: version ${control.currentVersion}${howSent(control.lastPush)}`);
         });
       })
     : undefined;
@@ -286,4 +286,10 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** How a push reached the proxies, when no proxy needed a whole snapshot. */
+function howSent(p: { snapshots: number; deltas: number }): string {
+  if (p.snapshots > 0) return '';
+  return p.deltas > 0 ? ' (changes only, no whole snapshot)' : ' (endpoint updates only)';
 }

@@ -7,8 +7,7 @@ import { ndjson, readNdjson } from '../wire/ndjson.ts';
 
 export interface ProxyConnection {
   readonly hello: ProxyHello;
-  /** `text`, when given, is `message` already serialised (the control plane has it). */
-  send(message: ControlMessage, text?: string): void;
+  send(message: ControlMessage): void;
   close(): void;
 }
 
@@ -54,8 +53,8 @@ export async function startPushServer(bind: { host: string; port: number }, h: P
           }
           conn = {
             hello: msg,
-            send: (message, text) => {
-              if (!stream.destroyed) stream.write(text === undefined ? ndjson(message) : `${text}\n`);
+            send: (message) => {
+              if (!stream.destroyed) stream.write(ndjson(message));
             },
             close: () => stream.close(),
           };

@@ -109,9 +109,9 @@ export interface CompileDeps {
 
 /**
  * `previous`, when given, is the configuration the proxy runs: a cluster or virtual host whose
- * config object the new snapshot shares with it (an endpoint update shares all but the updated
- * clusters, endpoints-update.ts) is taken over as compiled, unless something it refers to was
- * compiled anew. So an endpoint update costs what it changes, not the size of the mesh.
+ * config object the new snapshot shares with it (an endpoint update or a delta shares all it does
+ * not replace: endpoints-update.ts, config-delta.ts) is taken over as compiled, unless something
+ * it refers to was compiled anew. So an update costs what it changes, not the size of the mesh.
  */
 export function compileSnapshot(snapshot: ProxySnapshot, deps: CompileDeps, previous?: RuntimeConfig): RuntimeConfig {
   if (snapshot.wire !== WIRE_FORMAT) throw new Error(`snapshot wire format ${snapshot.wire} is not ${WIRE_FORMAT}`);
@@ -137,12 +137,15 @@ export function compileSnapshot(snapshot: ProxySnapshot, deps: CompileDeps, prev
   const wildcards: { suffix: string; vhost: CompiledVirtualHost }[] = [];
   let catchAll: CompiledVirtualHost | undefined;
   const virtualHosts: CompiledVirtualHost[] = [];
+  // By config object: a delta may add, remove or reorder virtual hosts around the ones it keeps.
+  const compiledBefore = new Map<VirtualHostConfig, CompiledVirtualHost>();
+  for (const v of previous?.virtualHosts ?? []) compiledBefore.set(v.config, v);
   // A plain loop, and long-lived closures made by helpers (cacheOf, renderOf): a closure made in
   // this function would keep its scope, and with it `previous` — every older version — alive.
   for (let i = 0; i < snapshot.outbound.virtualHosts.length; i++) {
     const vh = snapshot.outbound.virtualHosts[i]!;
-    const before = previous?.virtualHosts[i];
-    const compiled = before?.config === vh && refersOnlyTo(before, clusters) ? before : compileVirtualHost(vh, clusters);
+    const before = compiledBefore.get(vh);
+    const compiled = before && refersOnlyTo(before, clusters) ? before : compileVirtualHost(vh, clusters);
     virtualHosts.push(compiled);
     for (const raw of vh.domains) {
       const d = raw.toLowerCase();

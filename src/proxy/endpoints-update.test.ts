@@ -41,7 +41,8 @@ function snapshot(): ProxySnapshot {
   };
 }
 
-const update = (version: number, clusters: EndpointsUpdate['clusters']): EndpointsUpdate => ({ type: 'endpoints', wire: WIRE_FORMAT, version, clusters });
+/** An update to version `version` of the snapshot at `base` (snapshot() is version 1). */
+const update = (version: number, clusters: EndpointsUpdate['clusters'], base = 1): EndpointsUpdate => ({ type: 'endpoints', wire: WIRE_FORMAT, version, base, clusters });
 
 function harness() {
   const deps = { endpoints: new EndpointStates(), metrics: new MeshMetrics(), random: seededRandom(1), clock: new ManualClock(0) };
@@ -74,6 +75,8 @@ test('an endpoint update that does not fit the proxy’s configuration is refuse
   assert.throws(() => withEndpoints(s1, { ...update(2, []), clusters: null as never }), /no list of clusters/);
   assert.throws(() => withEndpoints(s1, update(2, [{ name: 'outbound|80||a', endpoints: 'x' as never }])), /needs a name and a list of endpoints/);
   assert.throws(() => withEndpoints(s1, update(2.5, [])), /no integer version/);
+  // Made against another version than the proxy runs (one it refused, say): refused in turn.
+  assert.throws(() => withEndpoints(s1, update(3, [], 2)), /applies to version 2, and this proxy runs version 1/);
 });
 
 test('compiling an endpoint update reuses every cluster and route it does not touch, and traffic goes to the new endpoints', () => {
@@ -125,7 +128,7 @@ test('a chain of endpoint updates does not keep the snapshots it replaced alive'
   for (let v = 2; v < 8; v++) {
     replaced.push(new WeakRef(s));
     const name = `outbound|80||${'abc'[v % 3]}`;
-    s = withEndpoints(s, update(v, [{ name, endpoints: [endpoint(4000 + v)] }]));
+    s = withEndpoints(s, update(v, [{ name, endpoints: [endpoint(4000 + v)] }], v - 1));
     rt = compile(s, rt);
   }
   for (let i = 0; i < 3; i++) {

@@ -5,8 +5,9 @@ import type { Server, IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { systemRandom, type Random } from '../core/random.ts';
-import type { ControlMessage, EndpointsUpdate } from '../wire/snapshot.ts';
+import type { ControlMessage, ProxySnapshot } from '../wire/snapshot.ts';
 import { withEndpoints } from './endpoints-update.ts';
+import { withDelta } from './config-delta.ts';
 import { compileSnapshot, type CompiledCluster, type RuntimeConfig } from './compile.ts';
 import { EndpointStates, endpointId } from './upstream/endpoints.ts';
 import { checkTransports, H2C, HTTP1 } from './upstream/transport.ts';
@@ -117,13 +118,13 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     hello: { type: 'hello', id: o.id, token: o.token, listeners, pid: process.pid },
     apply(message: ControlMessage) {
       try {
-        const snapshot = isEndpointsUpdate(message) ? withEndpoints(current?.snapshot, message) : message;
+        const snapshot = nextSnapshot(current?.snapshot, message);
         checkTransports(snapshot);
         if (snapshot.trustBundle !== undefined && (!Array.isArray(snapshot.trustBundle) || !snapshot.trustBundle.every((r) => typeof r === 'string')))
           throw new Error('trustBundle is not a list of PEM certificates');
         endpoints.tls.load(snapshot.clusters);
         const nextPolicy = compileInboundPolicy(snapshot);
-        // What the new snapshot shares with the current one (all but an endpoint update's clusters) is reused as compiled.
+        // What the new snapshot shares with the current one (all an update does not replace) is reused as compiled.
         const next = compileSnapshot(snapshot, { endpoints, metrics, random, clock }, current);
         // The swap: requests in flight keep the tables they started with.
         const before = current;
@@ -131,9 +132,10 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         policy = nextPolicy;
         // Trust the bundle's roots from now on (a new signing root also renews the certificate).
         identity?.setTrustBundle(snapshot.trustBundle);
-        // Pools no table names any more are closed. An endpoint update that left every updated
-        // cluster with the same endpoints (a weight changed) cannot have let any go: skip the sweep.
-        if (before && isEndpointsUpdate(message) && message.clusters.every((c) => sameEndpoints(before.clusters.get(c.name), next.clusters.get(c.name)))) return;
+        // Pools no table names any more are closed. An update that removed no cluster and left
+        // every cluster it changed with the same endpoints (a weight, a route) cannot have let
+        // any go: skip the sweep, which visits every endpoint of the mesh.
+        if (before && keepsEndpoints(message, before, next)) return;
         // From the compiled clusters, which hold each endpoint's state (no lookups per endpoint).
         const keep = new Set<string>();
         const addresses = new Set<string>();
@@ -181,8 +183,18 @@ function sameEndpoints(a: CompiledCluster | undefined, b: CompiledCluster | unde
   return true;
 }
 
-function isEndpointsUpdate(m: ControlMessage): m is EndpointsUpdate {
-  return (m as { type?: unknown }).type === 'endpoints';
+/** The snapshot a message from the control plane makes of the current one. */
+function nextSnapshot(current: ProxySnapshot | undefined, m: ControlMessage): ProxySnapshot {
+  if ('type' in m && m.type === 'endpoints') return withEndpoints(current, m);
+  if ('type' in m && m.type === 'delta') return withDelta(current, m);
+  return m as ProxySnapshot;
+}
+
+/** Whether an update kept every endpoint `before` had: no cluster removed, each changed one with the same endpoint states. */
+function keepsEndpoints(m: ControlMessage, before: RuntimeConfig, next: RuntimeConfig): boolean {
+  if (!('type' in m)) return false;
+  if (m.type === 'delta' && m.removedClusters.length > 0) return false;
+  return m.clusters.every((c) => sameEndpoints(before.clusters.get(c.name), next.clusters.get(c.name)));
 }
 
 interface TunnelSocket extends Socket {

@@ -65,6 +65,28 @@ export interface Registry {
   endpoints(service: ServiceInfo): EndpointInfo[];
 }
 
+/** The kinds a registry is built from (besides workload instances). */
+export const REGISTRY_KINDS: ReadonlySet<string> = new Set(['Service', 'ServiceEntry', 'WorkloadEntry']);
+
+const NONE: readonly EndpointInfo[] = [];
+
+/** The endpoint records of the service `host` (none for an unknown host): what its clusters' endpoints are made from. */
+export function endpointRecords(registry: Registry, host: string): readonly EndpointInfo[] {
+  const service = registry.services.get(host);
+  return service ? registry.endpoints(service) : NONE;
+}
+
+/**
+ * Whether two lists hold the very same records. A registry keeps one record per unchanged source
+ * (below), so across registries this tells whether a service's endpoints changed.
+ */
+export function sameRecords(a: readonly EndpointInfo[], b: readonly EndpointInfo[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export function buildRegistry(resources: readonly Resource[], instances: readonly WorkloadInstance[]): Registry {
   const services = new Map<string, ServiceInfo>();
   const workloadEntries: EndpointInfo[] = [];

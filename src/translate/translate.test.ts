@@ -197,3 +197,67 @@ spec:
   const c = snap.clusters.find((x) => x.name === 'outbound|80||api.openai.example')!;
   assert.deepEqual(c.endpoints.map((e) => `${e.host}:${e.port}`), ['api.openai.example:80']);
 });
+
+test('clusterCache: clusters made before are reused while their service’s endpoints are the same, and the snapshot is what a fresh translation gives', () => {
+  const yaml = (split: string) => `
+apiVersion: v1
+kind: Service
+metadata: {name: sentiment-model}
+spec: {selector: {app: sentiment-model}, ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: small}
+spec: {selector: {app: small}, ports: [{name: http, port: 80}]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: sentiment-model}
+spec:
+  host: sentiment-model
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: sentiment-model}
+spec:
+  hosts: [sentiment-model]
+  http: [{route: [${split}]}]
+---
+apiVersion: weft.dev/v1alpha1
+kind: FallbackPolicy
+metadata: {name: v2-to-small}
+spec: {host: sentiment-model, subset: v2, on: [5xx], route: {host: small}}
+`;
+  const resourcesOf = (split: string) => parseText(yaml(split), 'mesh.yaml').resources;
+  // One instance object per state, as the control plane keeps it until it changes (the registry's records are per object).
+  const smalls = new Map<number, WorkloadInstance>();
+  const small = (port: number): WorkloadInstance => {
+    if (!smalls.has(port)) smalls.set(port, { id: 'default/small-0', workload: 'small', namespace: 'default', labels: { app: 'small' }, serviceAccount: 'small', inbound: { host: '127.0.0.1', port }, ready: true });
+    return smalls.get(port)!;
+  };
+  const proxy = node('client');
+  const cache = new Map();
+  const run = (split: string, smallPort: number, withCache = true) => {
+    const resources = resourcesOf(split);
+    const registry = buildRegistry(resources, [...instances, small(smallPort)]);
+    return translate({ resources, registry, proxy, version: 1, ...(withCache ? { clusterCache: cache } : {}) });
+  };
+  const both = '{destination: {host: sentiment-model, subset: v1}, weight: 90}, {destination: {host: sentiment-model, subset: v2}, weight: 10}';
+  const s1 = run(both, 7100);
+  assert.deepEqual(s1, run(both, 7100, false));
+  assert.deepEqual([...cache.keys()].sort(), s1.clusters.map((c) => c.name).sort());
+
+  // Only v2 routed now: its fallback route's cluster comes along from the cache too, in the same place.
+  const onlyV2 = '{destination: {host: sentiment-model, subset: v2}}';
+  const s2 = run(onlyV2, 7100);
+  assert.deepEqual(s2, run(onlyV2, 7100, false));
+  for (const c of s2.clusters) assert.equal(c, s1.clusters.find((x) => x.name === c.name), `${c.name} reused`);
+
+  // small's endpoint moved (a new registry, as after any change): its cluster is made again, the rest reused.
+  const s3 = run(both, 7200);
+  assert.deepEqual(s3, run(both, 7200, false));
+  const smallCluster = 'outbound|80||small.default.svc.cluster.local';
+  assert.deepEqual(s3.clusters.find((c) => c.name === smallCluster)!.endpoints.map((e) => e.port), [7200]);
+  for (const c of s3.clusters) assert.equal(c === s1.clusters.find((x) => x.name === c.name), c.name !== smallCluster, c.name);
+});

@@ -15,8 +15,11 @@ import {
   type Registry,
   type ServiceInfo,
   type ServicePortInfo,
+  type EndpointInfo,
   endpointPort,
+  endpointRecords,
   labelsMatch,
+  sameRecords,
 } from '../registry/registry.ts';
 import {
   WIRE_FORMAT,
@@ -47,10 +50,30 @@ export interface TranslateInput {
   /** Sidecars: where the app behind the proxy listens. */
   inbound?: { appHost: string; appPort: number };
   version: number;
+  /**
+   * Clusters made by earlier translations for proxies of this proxy's namespace, by name, from the
+   * same resources but for routing and endpoints (VirtualServices, Gateways, WorkloadEntries — no
+   * cluster depends on the first two, and a cluster is reused only while its service has the very
+   * same endpoint records): reused as they are, and the ones made anew are added. The control
+   * plane keeps it across changes, so that a routing change translates only routes.
+   */
+  clusterCache?: Map<string, CachedCluster>;
 }
 
+export interface CachedCluster {
+  config: ClusterConfig;
+  /** The endpoint records of its service it was made from (registry.ts endpointRecords). */
+  records: readonly EndpointInfo[];
+}
+
+/**
+ * The kinds a change to which leaves every cluster as it was (routing) or changes a cluster only
+ * through its service's endpoint records (endpoints): translate's clusterCache stays good.
+ */
+export const CLUSTER_CACHE_KINDS: ReadonlySet<string> = new Set(['VirtualService', 'Gateway', 'WorkloadEntry']);
+
 export function translate(input: TranslateInput): ProxySnapshot {
-  const { resources, registry, proxy } = input;
+  const { resources, registry, proxy, clusterCache } = input;
   const bound = boundGateways(resources, proxy);
   // Gateway-bound rules first, so at the edge they win over mesh rules for the same host.
   const binding = new Map<Resource<VirtualServiceSpec>, 'mesh' | 'gateway'>();
@@ -69,6 +92,14 @@ export function translate(input: TranslateInput): ProxySnapshot {
   const clusterFor = (host: string, port: number, subset: string | undefined): string => {
     const name = `outbound|${port}|${subset ?? ''}|${host}`;
     if (clusters.has(name)) return name;
+    const made = clusterCache?.get(name);
+    // Its fallback route's cluster was made with it (and is made again if its endpoints changed).
+    const routeMade = made?.config.fallback?.route && clusterCache!.get(made.config.fallback.route.cluster);
+    if (made && sameRecords(made.records, endpointRecords(registry, host)) && (routeMade || !made.config.fallback?.route)) {
+      clusters.set(name, made.config);
+      if (routeMade) clusterFor(routeMade.config.service.host, routeMade.config.service.port, routeMade.config.subset);
+      return name;
+    }
     const service = registry.services.get(host);
     const dr = ruleFor(host);
     const policy = clusterTrafficPolicy(dr?.spec, subset, port);
@@ -102,6 +133,7 @@ export function translate(input: TranslateInput): ProxySnapshot {
         c.fallback = { ...rest, route: { cluster: clusterFor(route.host, routePort, route.subset) } };
       }
     }
+    clusterCache?.set(name, { config: clusters.get(name)!, records: endpointRecords(registry, host) });
     return name;
   };
 

@@ -358,6 +358,8 @@ export interface EndpointsUpdate {
   type: 'endpoints';
   wire: typeof WIRE_FORMAT;
   version: number;
+  /** The version it applies to: a proxy running any other refuses it (NACK), and gets a whole snapshot. */
+  base: number;
   clusters: ClusterEndpoints[];
 }
 
@@ -368,5 +370,31 @@ export interface ClusterEndpoints {
   endpoints: EndpointConfig[];
 }
 
+/**
+ * A configuration delta, as Envoy's incremental xDS: the virtual hosts and clusters that changed
+ * since the version the proxy runs, and those that went away; everything else (the proxy, inbound
+ * and trust bundle included) is unchanged. The control plane sends it instead of a whole snapshot
+ * when a proxy holds the version it was computed against, so a routing change at mesh scale costs
+ * what changed, not the mesh. Applied, it gives exactly the snapshot the control plane translated.
+ */
+export interface ConfigDelta {
+  type: 'delta';
+  wire: typeof WIRE_FORMAT;
+  version: number;
+  /** The version it applies to: a proxy running any other refuses it (NACK), and gets a whole snapshot. */
+  base: number;
+  /** New or changed virtual hosts, whole; they replace those of the same name. */
+  virtualHosts: VirtualHostConfig[];
+  removedVirtualHosts: string[];
+  /**
+   * Every virtual host's name in order, when the order changed or hosts were added (the first
+   * virtual host to claim a domain gets it); absent, the order stays as it was.
+   */
+  virtualHostOrder?: string[];
+  /** New or changed clusters, whole; a new one goes after the others. */
+  clusters: ClusterConfig[];
+  removedClusters: string[];
+}
+
 /** What the control plane sends down the stream. */
-export type ControlMessage = ProxySnapshot | EndpointsUpdate;
+export type ControlMessage = ProxySnapshot | EndpointsUpdate | ConfigDelta;

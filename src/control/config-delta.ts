@@ -1,0 +1,112 @@
+// Configuration deltas: what a proxy holds, piece by piece, and which pieces a new snapshot changes.
+//
+// As Envoy's incremental xDS, a proxy that holds the version the control plane last sent it is
+// sent only the virtual hosts and clusters that differ (wire/snapshot.ts ConfigDelta). A piece is
+// compared by identity first (clusters come from the control plane's cluster cache, so an
+// unchanged one is the very same object) and by its JSON otherwise.
+
+import type { ClusterConfig, ClusterEndpoints, ConfigDelta, ProxySnapshot, VirtualHostConfig } from '../wire/snapshot.ts';
+
+/** One virtual host or cluster as a proxy holds it: the object sent, and its JSON once worked out. */
+interface SentPiece<T> {
+  config?: T;
+  json?: string;
+}
+
+/** What a proxy holds, as last sent: enough to tell which pieces of a new snapshot differ. */
+export interface SentConfig {
+  /** JSON of everything but the version, virtual hosts and clusters (proxy, inbound, trust bundle). */
+  rest: string;
+  virtualHostOrder: string[];
+  virtualHosts: Map<string, SentPiece<VirtualHostConfig>>;
+  clusters: Map<string, SentPiece<ClusterConfig>>;
+}
+
+/** The rest of a snapshot: all of it but the version and the lists a delta can carry. */
+function restJson(s: ProxySnapshot): string {
+  return JSON.stringify({ ...s, version: undefined, clusters: undefined, outbound: { ...s.outbound, virtualHosts: undefined } });
+}
+
+function byName<T extends { name: string }>(list: readonly T[]): Map<string, SentPiece<T>> | undefined {
+  const m = new Map<string, SentPiece<T>>();
+  for (const config of list) m.set(config.name, { config });
+  // Two pieces of one name cannot be told apart in a delta: such a snapshot always goes whole.
+  return m.size === list.length ? m : undefined;
+}
+
+/** What a proxy holds once it has `s`; undefined when `s` could not be followed by a delta. */
+export function sentConfig(s: ProxySnapshot): SentConfig | undefined {
+  const virtualHosts = byName(s.outbound.virtualHosts);
+  const clusters = byName(s.clusters);
+  if (!virtualHosts || !clusters) return undefined;
+  return { rest: restJson(s), virtualHostOrder: s.outbound.virtualHosts.map((v) => v.name), virtualHosts, clusters };
+}
+
+/** Whether `config` is what `sent` holds; on a match by JSON, `sent` takes over `config` (identity next time). */
+function samePiece<T>(sent: SentPiece<T> | undefined, config: T): boolean {
+  if (!sent) return false;
+  if (sent.config === config) return true;
+  if (sent.json === undefined) {
+    if (sent.config === undefined) return false; // changed by an endpoint update: its JSON is unknown
+    sent.json = JSON.stringify(sent.config);
+  }
+  if (sent.json !== JSON.stringify(config)) return false;
+  sent.config = config;
+  return true;
+}
+
+/**
+ * How `next` differs from what a proxy holds: `same` (nothing to send), a delta (without version
+ * and base, which the caller sets) with what the proxy will then hold, or `whole` when only the
+ * whole snapshot will do (something besides virtual hosts and clusters changed).
+ */
+export function configDelta(
+  sent: SentConfig,
+  next: ProxySnapshot,
+): { kind: 'same' } | { kind: 'whole' } | { kind: 'delta'; delta: Omit<ConfigDelta, 'version' | 'base'>; holds: SentConfig } {
+  const holds = sentConfig(next);
+  if (!holds || restJson(next) !== sent.rest) return { kind: 'whole' };
+  const virtualHosts = changedPieces(sent.virtualHosts, next.outbound.virtualHosts, holds.virtualHosts);
+  const clusters = changedPieces(sent.clusters, next.clusters, holds.clusters);
+  const removedVirtualHosts = [...sent.virtualHosts.keys()].filter((n) => !holds.virtualHosts.has(n));
+  const removedClusters = [...sent.clusters.keys()].filter((n) => !holds.clusters.has(n));
+  // Kept hosts keep their places and new ones go last, unless the order says otherwise.
+  const kept = sent.virtualHostOrder.filter((n) => holds.virtualHosts.has(n));
+  const implied = [...kept, ...holds.virtualHostOrder.filter((n) => !sent.virtualHosts.has(n))];
+  const reordered = implied.some((n, i) => n !== holds.virtualHostOrder[i]);
+  if (virtualHosts.length + clusters.length + removedVirtualHosts.length + removedClusters.length === 0 && !reordered) return { kind: 'same' };
+  return {
+    kind: 'delta',
+    delta: {
+      type: 'delta',
+      wire: next.wire,
+      virtualHosts,
+      removedVirtualHosts,
+      ...(reordered ? { virtualHostOrder: holds.virtualHostOrder } : {}),
+      clusters,
+      removedClusters,
+    },
+    holds,
+  };
+}
+
+/** The pieces of `list` that `sent` does not hold as they are; `holds` keeps what is known of the rest. */
+function changedPieces<T extends { name: string }>(sent: Map<string, SentPiece<T>>, list: readonly T[], holds: Map<string, SentPiece<T>>): T[] {
+  const changed: T[] = [];
+  for (const config of list) {
+    const before = sent.get(config.name);
+    if (samePiece(before, config)) holds.set(config.name, before!);
+    else changed.push(config);
+  }
+  return changed;
+}
+
+/** What the proxy holds once it applied an endpoint update of `clusters` (as the proxy does, endpoints-update.ts). */
+export function endpointsChanged(sent: SentConfig, clusters: readonly ClusterEndpoints[]): void {
+  for (const { name, endpoints } of clusters) {
+    const before = sent.clusters.get(name);
+    if (!before) continue;
+    // Unknown (its JSON only kept): the next delta sends it whole.
+    sent.clusters.set(name, before.config ? { config: { ...before.config, endpoints } } : {});
+  }
+}
