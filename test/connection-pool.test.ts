@@ -210,7 +210,7 @@ describe('connection pool: connection lifetime and keepalive, through the mesh',
       `apiVersion: v1\nkind: Service\nmetadata: {name: ka-mesh}\nspec:\n  selector: {app: ka-mesh}\n  ports: [{name: http, port: 80}]\n`,
       `apiVersion: weft.dev/v1alpha1\nkind: Workload\nmetadata: {name: ka-mesh}\nspec:\n  labels: {app: ka-mesh}\n  command: [node, ${VERSION_SERVER}]\n  env: {VERSION: ka}\n`,
       dr('ka-mesh', '{connectionPool: {tcp: {tcpKeepalive: {time: 11s}}}}'),
-      // Without the setting: undici's own keepalive (60 s) on HTTP/1.1, none on HTTP/2 sessions.
+      // Without the setting: 60 s keepalive on HTTP/1.1 (undici's default, kept), none on HTTP/2 sessions.
       service('plain-h1', up.plainH1.port),
       service('plain-h2', up.plainH2.port),
       dr('plain-h2', '{connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}'),
@@ -265,7 +265,7 @@ describe('connection pool: connection lifetime and keepalive, through the mesh',
         await until('the idle second session to close at its duration', () => u.closedAt.has(2), 3000);
         assert.equal(u.seen.length, 3);
       } else {
-        // undici retires a connection past its duration when it picks one for the next request,
+        // The pool retires a connection past its duration when it picks one for the next request,
         // so an idle one is not reused either: the next request gets a third.
         await sleep(1200 - (performance.now() - u.openedAt.get(2)!));
         assert.equal(u.closedAt.has(2), false);
@@ -318,7 +318,7 @@ describe('connection pool: connection lifetime and keepalive, through the mesh',
     near(await keepaliveTimers(up.kaH2!.port), 8000, 'HTTP/2 session');
     near(await keepaliveTimers(up.kaTls!.port), 9000, 'TLS');
     near(await keepaliveTimers(meshInbound), 11_000, 'mTLS to the sidecar');
-    // The controls: without the setting, undici's default on HTTP/1.1 and nothing on HTTP/2.
+    // The controls: without the setting, 60 s on HTTP/1.1 (undici's default, kept) and nothing on HTTP/2.
     near(await keepaliveTimers(up.plainH1!.port), 60_000, 'HTTP/1.1 without tcpKeepalive');
     const plainH2 = await keepaliveTimers(up.plainH2!.port);
     assert.deepEqual(plainH2, [null], 'HTTP/2 without tcpKeepalive');

@@ -205,7 +205,7 @@ export function relay(
       }
     };
     const end = () => {
-      // undici has filled in the trailers by the time the body ends.
+      // The upstream has filled in the trailers by the time the body ends.
       const trailers = responseHeaders(data.trailers ?? {});
       const g = trailers['grpc-status'];
       if (typeof g === 'string') grpcStatus = g;
@@ -284,7 +284,7 @@ export function requestBody(req: IncomingMessage): { body: Readable | undefined;
     const n = Number(declared) || 0;
     return { body: n > 0 ? req : undefined, bytes: () => n };
   }
-  // A 'data' listener would start the stream flowing before undici reads it; count as it pulls.
+  // A 'data' listener would start the stream flowing before the upstream reads it; count as it pulls.
   let n = 0;
   async function* counted(): AsyncGenerator<Buffer> {
     for await (const chunk of req) {

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCircuitLimitsConfig } from '../../translate/resilience.ts';
 import type { ClusterConfig } from '../../wire/snapshot.ts';
-import { h2Options, keepalive, poolId, poolSettings, undiciOptions } from './pool-settings.ts';
+import { h1Options, h2Options, keepalive, poolId, poolSettings } from './pool-settings.ts';
 
 /** A cluster whose DestinationRule sets `connectionPool` (Istio's field names and durations). */
 const cluster = (connectionPool: unknown, protocol: 'http1' | 'h2' = 'http1'): ClusterConfig =>
@@ -15,22 +15,21 @@ test('a cluster without connectionPool keeps the defaults and the default pool',
   const p = poolSettings({ name: 'c', protocol: 'http1', endpoints: [] } as unknown as ClusterConfig);
   assert.equal(p, undefined);
   assert.equal(poolId(p), '');
-  const base = { keepAliveTimeout: 30_000 };
-  assert.equal(undiciOptions(base, p), base);
+  assert.deepEqual(h1Options(p), {});
   assert.deepEqual(h2Options(p), {});
 });
 
-test('maxConnectionDuration: unset is no limit; set, it becomes undici’s clientTtl and the HTTP/2 session duration', () => {
+test('maxConnectionDuration: unset is no limit; set, it becomes the HTTP/1.1 connection and HTTP/2 session duration', () => {
   const none = settings({ tcp: { maxConnections: 5 } });
   assert.equal(none.maxConnectionDurationMs, 0);
-  assert.equal('clientTtl' in undiciOptions({}, none), false);
+  assert.equal(h1Options(none).maxConnectionDurationMs, 0);
   assert.equal(h2Options(none).maxSessionDurationMs, undefined);
   // (Istio rejects an explicit 0s: it must be at least 1 ms.)
   assert.throws(() => settings({ tcp: { maxConnectionDuration: '0s' } }));
 
   const p = settings({ tcp: { maxConnectionDuration: '1.5s' } }, 'h2');
   assert.equal(p.maxConnectionDurationMs, 1500);
-  assert.equal(undiciOptions({}, p).clientTtl, 1500);
+  assert.equal(h1Options(p).maxConnectionDurationMs, 1500);
   assert.equal(h2Options(p).maxSessionDurationMs, 1500);
   // Longer than a Node timer can wait: capped (a longer timer would fire at once).
   assert.equal(h2Options(settings({ tcp: { maxConnectionDuration: '720h' } }, 'h2')).maxSessionDurationMs, 2_147_483_647);
@@ -54,9 +53,6 @@ test('tcpKeepalive: time in whole seconds (rounded up, capped at Linux’s maxim
   const calls: unknown[][] = [];
   keepalive({ setKeepAlive: (...args: unknown[]) => calls.push(args) } as unknown as Parameters<typeof keepalive>[0], all);
   assert.deepEqual(calls, [[true, 7000, 2000, 3]]);
-  // undici pools get a connector that applies it; without the setting they keep undici's own.
-  assert.equal(typeof undiciOptions({}, settings({ tcp: { tcpKeepalive: { time: '7s' } } })).connect, 'function');
-  assert.equal(undiciOptions({}, settings({ tcp: { maxConnections: 5 } })).connect, undefined);
 });
 
 test('http2KeepAlive reaches the HTTP/2 sessions', () => {

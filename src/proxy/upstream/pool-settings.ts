@@ -6,9 +6,8 @@
 // pool's id), as Envoy's pools are per cluster.
 
 import type { Socket } from 'node:net';
-import type { buildConnector as UndiciBuildConnector, Pool } from 'undici';
-import { buildConnector } from './undici-parts.ts';
 import type { ClusterConfig } from '../../wire/snapshot.ts';
+import type { H1Options } from './h1.ts';
 import type { H2Options } from './h2.ts';
 
 export interface PoolSettings {
@@ -27,8 +26,8 @@ export interface PoolSettings {
   maxConnectionDurationMs: number;
   /**
    * SO_KEEPALIVE on every upstream socket, first probe after this long idle (0 = the OS's idle
-   * time); absent = Weft's defaults: undici's own 60 s on plain HTTP/1.1 pools, none on other
-   * sockets (`tcp.tcpKeepalive.time`).
+   * time); absent = Weft's defaults: 60 s on plain HTTP/1.1 connections (as undici's pools had),
+   * none on other sockets (`tcp.tcpKeepalive.time`).
    */
   tcpKeepaliveMs?: number;
   /** With tcpKeepaliveMs: time between unanswered probes (`tcpKeepalive.interval`); absent = Node's 1 s. */
@@ -104,34 +103,17 @@ export function keepalive(socket: Pick<Socket, 'setKeepAlive'>, p: PoolSettings)
   (socket.setKeepAlive as unknown as SetKeepAlive).call(socket, true, p.tcpKeepaliveMs, p.tcpKeepaliveIntervalMs, p.tcpKeepaliveProbes);
 }
 
-/** undici pool options: `base` (Weft's defaults) with the cluster's settings over it. */
-export function undiciOptions<B extends object>(base: B, p: PoolSettings | undefined): B & Pool.Options {
-  if (!p) return base;
-  const idle = p.idleTimeoutMs === 0 ? MAX_TIMER_MS : Math.min(p.idleTimeoutMs, MAX_TIMER_MS);
+/** HTTP/1.1 pool options (h1.ts's H1Options) from the settings. */
+export function h1Options(p: PoolSettings | undefined): Pick<H1Options, 'connectTimeoutMs' | 'idleMs' | 'maxRequestsPerConnection' | 'maxConnectionDurationMs'> {
+  if (!p) return {};
   return {
-    ...base,
-    connectTimeout: p.connectTimeoutMs,
-    keepAliveTimeout: idle,
-    keepAliveMaxTimeout: idle,
-    ...(p.maxRequestsPerConnection > 0 ? { maxRequestsPerClient: p.maxRequestsPerConnection } : {}),
-    // undici checks a connection's age only when it picks one for a request: one past its duration
-    // is then retired (closed after its requests in flight). An idle one past it is closed by
-    // the next request to the pool, or by the idle timeout, whichever comes first.
-    ...(p.maxConnectionDurationMs > 0 ? { clientTtl: p.maxConnectionDurationMs } : {}),
-    // undici's own connector sets keepalive before connecting (libuv then takes 60 s for "no
-    // time"); ours sets it once connected, as on every other socket Weft dials.
-    ...(p.tcpKeepaliveMs !== undefined ? { connect: keepaliveConnector(p) } : {}),
+    connectTimeoutMs: p.connectTimeoutMs,
+    idleMs: Math.min(p.idleTimeoutMs, MAX_TIMER_MS),
+    maxRequestsPerConnection: p.maxRequestsPerConnection,
+    // Checked when a connection is picked for a request or freed by one: one past its duration is
+    // then closed (after its request in flight); an idle one by the idle timeout at the latest.
+    maxConnectionDurationMs: p.maxConnectionDurationMs,
   };
-}
-
-/** undici's connector (its connect timeout included) with `tcp.tcpKeepalive` applied on connect. */
-function keepaliveConnector(p: PoolSettings): UndiciBuildConnector.connector {
-  const connect = buildConnector({ timeout: p.connectTimeoutMs, keepAlive: false });
-  return (options, callback) =>
-    connect(options, (...result) => {
-      if (result[1]) keepalive(result[1], p);
-      callback(...result);
-    });
 }
 
 /** HTTP/2 session options (h2.ts's H2Options) from the settings. */

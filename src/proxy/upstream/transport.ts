@@ -5,12 +5,12 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { Pool } from './undici-parts.ts';
 import type { ClusterConfig, ClusterTlsConfig, EndpointConfig, ProxySnapshot, UpstreamProtocol } from '../../wire/snapshot.ts';
+import { H1Upstream } from './h1.ts';
 import { H2Upstream, hostName } from './h2.ts';
 import type { Upstream, UpstreamRequest, UpstreamResponse } from './upstream.ts';
 import type { MeshTlsClient } from '../tls.ts';
-import { h2Options, poolId, undiciOptions, withTcpKeepalive, type PoolSettings } from './pool-settings.ts';
+import { h1Options, h2Options, poolId, withTcpKeepalive, type PoolSettings } from './pool-settings.ts';
 
 export interface Transport {
   readonly protocol: UpstreamProtocol;
@@ -49,9 +49,10 @@ export const HTTP1: Transport = Object.freeze({ protocol: 'http1' });
 /** HTTP/2 cleartext with prior knowledge (h2c). */
 export const H2C: Transport = Object.freeze({ protocol: 'h2' });
 
-/** Upstream timers: the mesh applies route timeouts itself, so a long stream is never cut by undici. */
-const POOL_OPTIONS = { keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0, connectTimeout: 10_000 } as const;
-const CONNECT_TIMEOUT_MS = POOL_OPTIONS.connectTimeout;
+/** A connection not up within this is a connect failure (503 UF), unless the cluster says otherwise. */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** SO_KEEPALIVE's first probe on plain HTTP/1.1 connections without `tcpKeepalive` (undici's default, kept). */
+const PLAIN_TCP_KEEPALIVE_MS = 60_000;
 
 /** Check what the proxy cannot act on before it is used (a NACK, not a failure on the request path). */
 export function checkTransports(snapshot: ProxySnapshot): void {
@@ -135,20 +136,21 @@ export function transportId(t: Transport): string {
 }
 
 /**
- * The connection pool for `host:port` over a transport: undici's keep-alive pool for HTTP/1.1,
+ * The connection pool for `host:port` over a transport: a keep-alive pool for HTTP/1.1 (h1.ts),
  * HTTP/2 sessions for h2c and h2 over TLS, and for TLS on an HTTP/1.1 cluster a pool that asks the
- * server by ALPN (h2 or http/1.1) on its first connection and speaks that from then on.
+ * server by ALPN (h2 or http/1.1) on its first connection and speaks that from then on. The mesh
+ * applies route timeouts itself: no pool cuts a slow answer or a long stream.
  */
 export function createUpstream(key: string, t: Transport): Upstream {
   const { host, port } = splitKey(key);
-  // Every socket dialled below gets the cluster's TCP keepalive (undici's own connector: undiciOptions).
+  // Every socket dialled below gets the cluster's TCP keepalive.
   const ka = <S extends Socket>(socket: S) => withTcpKeepalive(socket, t.pool);
   if (t.mtls) {
     // Between proxies the hop is in the cluster's protocol, offered alone by ALPN (the peer's
     // inbound side would pick h2 if offered it), as Istio's hop between sidecars is.
     const { client, peer } = t.mtls;
     if (t.protocol === 'h2') return new H2Upstream({ scheme: 'https', authority: key, connect: () => ka(client.connect(host, port, ['h2'], peer)), ...h2Options(t.pool) });
-    return http1TlsPool(key, () => ka(client.connect(host, port, ['http/1.1'], peer)), t.pool);
+    return http1Pool(key, () => ka(client.connect(host, port, ['http/1.1'], peer)), 'secureConnect', t.pool);
   }
   if (t.tls) {
     const tls = t.tls;
@@ -156,7 +158,11 @@ export function createUpstream(key: string, t: Transport): Upstream {
     return new AlpnUpstream(key, (alpn, sn) => ka(tlsSocket(host, port, tls, alpn, sn)), t.pool);
   }
   if (t.protocol === 'h2') return new H2Upstream({ scheme: 'http', authority: key, connect: () => ka(tcpConnect({ host, port, noDelay: true })), ...h2Options(t.pool) });
-  return new Pool(`http://${key}`, undiciOptions(POOL_OPTIONS, t.pool));
+  const plain = () => {
+    const s = tcpConnect({ host, port, noDelay: true });
+    return t.pool?.tcpKeepaliveMs !== undefined ? ka(s) : s.setKeepAlive(true, PLAIN_TCP_KEEPALIVE_MS);
+  };
+  return http1Pool(key, plain, 'connect', t.pool);
 }
 
 function splitKey(key: string): { host: string; port: number } {
@@ -165,23 +171,9 @@ function splitKey(key: string): { host: string; port: number } {
   return { host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(key.slice(colon + 1)) };
 }
 
-/** An HTTP/1.1 keep-alive pool over TLS connections `dial` opens (offering only `http/1.1`). */
-function http1TlsPool(key: string, dial: (servername: string | null | undefined) => TLSSocket, pool: PoolSettings | undefined): Upstream {
-  return new Pool(`https://${key}`, {
-    ...undiciOptions(POOL_OPTIONS, pool),
-    allowH2: false,
-    connect: (o, callback) => {
-      let s: TLSSocket;
-      try {
-        s = dial(o.servername);
-      } catch (err) {
-        callback(err as Error, null);
-        return;
-      }
-      whenConnected(s, 'secureConnect', (e, c) => (e ? callback(e, null) : callback(null, c!)), pool?.connectTimeoutMs);
-      return s;
-    },
-  });
+/** An HTTP/1.1 keep-alive pool over the connections `dial` opens (over TLS: offering only `http/1.1`). */
+function http1Pool(key: string, dial: (servername: string | undefined) => Socket, readyEvent: 'connect' | 'secureConnect', pool: PoolSettings | undefined): Upstream {
+  return new H1Upstream({ authority: key, connect: dial, readyEvent, ...h1Options(pool) });
 }
 
 /**
@@ -234,7 +226,7 @@ class AlpnUpstream implements Upstream {
           chosen = h2;
         } else {
           socket.destroy();
-          chosen = http1TlsPool(this.key, (sn) => this.dial(['http/1.1'], sn), this.pool);
+          chosen = http1Pool(this.key, (sn) => this.dial(['http/1.1'], sn), 'secureConnect', this.pool);
         }
         if (this.closed) void chosen.close();
         this.chosen = chosen;

@@ -1,7 +1,7 @@
 // Upstream: what the proxy asks of a connection pool to one address, whatever the protocol.
 //
-// undici's Pool (HTTP/1.1) fits it as it is; H2Upstream (HTTP/2) and AlpnUpstream (TLS, either)
-// implement it. A request resolves at the response headers; the body streams after.
+// H1Upstream (HTTP/1.1), H2Upstream (HTTP/2) and AlpnUpstream (TLS, either) implement it. A
+// request resolves at the response headers; the body streams after.
 
 import type { Readable } from 'node:stream';
 
