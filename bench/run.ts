@@ -103,7 +103,7 @@ function parseArgs(argv: string[]): { settings: Settings; weftRef?: string; prof
         throughputS: 5, throughputConnections: 64, sseStreams: 20, sseEvents: 50, sseGapMs: 10,
         holdStreams: 4, holdEvents: 5, holdGapMs: 100,
         warmupS: 3, settleS: 3, fileChanges: 3, scale: !has('--skip-scale'),
-        scaleServices: 1000, scaleEndpoints: 10, scaleProxies: 2, scaleChanges: 2,
+        scaleServices: 1000, scaleEndpoints: 10, scaleProxies: 2, scaleChanges: 5,
         routes: 1000, routeRounds: 3, routeS: 4,
       };
   return { settings, weftRef: value('--weft-ref'), profile: has('--profile'), report: value('--report') };

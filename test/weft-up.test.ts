@@ -47,7 +47,7 @@ describe('weft up -f: a mesh from the user’s files', () => {
     for (const p of (await weft.status()).proxies) {
       const env = (await readFile(`/proc/${p.pid}/environ`, 'utf8')).split('\0');
       assert.ok(env.includes('MALLOC_ARENA_MAX=1'), `${p.id}: ${env.filter((e) => e.startsWith('MALLOC')).join(' ')}`);
-      assert.match(env.find((e) => e.startsWith('NODE_OPTIONS=')) ?? '', /--max-semi-space-size=16/, p.id);
+      assert.match(env.find((e) => e.startsWith('NODE_OPTIONS=')) ?? '', /--max-semi-space-size=8/, p.id);
     }
   });
 

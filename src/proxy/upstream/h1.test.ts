@@ -175,6 +175,7 @@ test('failures before the answer reject with the codes classify() reads', async 
   const s = await httpServer((_req, res) => res.end('x'));
   const u = upstream(s.port);
   await assert.rejects(get(u, '/', { 'x-evil': 'a\r\nx-injected: 1' }), /line break/);
+  await assert.rejects(get(u, '/a HTTP/1.1\r\nx-injected: 1\r\n\r\nGET /b'), /whitespace or NUL/);
   const ac = new AbortController();
   const slow = await httpServer(() => {});
   const pending = upstream(slow.port).request({ method: 'GET', path: '/', headers: { host: 'svc' }, signal: ac.signal });

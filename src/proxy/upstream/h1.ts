@@ -53,6 +53,8 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const IDLE_MS = 30_000;
 /** Characters a header line cannot carry (they would end it, or split the request). */
 const UNSAFE_VALUE = /[\r\n\0]/;
+/** …and what a request target cannot (a space would end it). */
+const UNSAFE_TARGET = /[\s\0]/;
 
 /** An error with the code classify() (forward.ts) reads, as node and undici name them. */
 function failure(message: string, code: string): Error {
@@ -151,6 +153,7 @@ export class H1Upstream implements Upstream {
 
 /** The request line and headers, as one string; throws on a value that would break the framing. */
 function requestHead(r: UpstreamRequest, authority: string): string {
+  if (UNSAFE_TARGET.test(r.path)) throw failure(`request target ${JSON.stringify(r.path)} has whitespace or NUL in it`, 'UND_ERR_INVALID_ARG');
   let head = `${r.method} ${r.path} HTTP/1.1\r\n`;
   let hasHost = false;
   let hasLength = false;
