@@ -9,9 +9,9 @@
 
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { hostName } from './h2.ts';
-import type { Upstream, UpstreamRequest, UpstreamResponse } from './upstream.ts';
+import { UpstreamBody, type Upstream, type UpstreamRequest, type UpstreamResponse } from './upstream.ts';
 
 /** The llhttp binding as node's `_http_common` exposes it (the same parser node's http client runs). */
 interface Parser {
@@ -430,7 +430,7 @@ class Connection {
 }
 
 /** The answer's body: backpressure reaches the socket; destroying it early closes the connection. */
-class H1Body extends Readable {
+class H1Body extends UpstreamBody {
   private readonly conn: Connection;
   constructor(conn: Connection) {
     super();
@@ -442,15 +442,6 @@ class H1Body extends Readable {
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.conn.abandon(this, err);
     cb(err);
-  }
-  /** Read and discard the rest (undici's BodyReadable.dump, for mirrors). */
-  dump(): Promise<void> {
-    return new Promise((resolve) => {
-      this.once('end', resolve);
-      this.once('close', resolve);
-      this.once('error', () => resolve());
-      this.resume();
-    });
   }
 }
 

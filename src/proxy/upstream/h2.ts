@@ -10,8 +10,7 @@
 
 import { connect as h2connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
-import { Readable } from 'node:stream';
-import type { Upstream, UpstreamRequest, UpstreamResponse } from './upstream.ts';
+import { UpstreamBody, type Upstream, type UpstreamRequest, type UpstreamResponse } from './upstream.ts';
 
 /** No frames for this long on a session with no streams: close it (undici's keep-alive, for h2). */
 const IDLE_MS = 30_000;
@@ -331,7 +330,7 @@ function exchange(stream: ClientHttp2Stream, r: UpstreamRequest, s: Session): Pr
 }
 
 /** The response body: backpressure reaches the stream; destroying it cancels the stream. */
-class H2Body extends Readable {
+class H2Body extends UpstreamBody {
   private readonly stream: ClientHttp2Stream;
   constructor(stream: ClientHttp2Stream) {
     super();
@@ -343,15 +342,6 @@ class H2Body extends Readable {
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     if (!this.stream.closed) this.stream.close(constants.NGHTTP2_CANCEL);
     cb(err);
-  }
-  /** Read and discard the rest (undici's BodyReadable.dump, for mirrors). */
-  dump(): Promise<void> {
-    return new Promise((resolve) => {
-      this.once('end', resolve);
-      this.once('close', resolve);
-      this.once('error', () => resolve());
-      this.resume();
-    });
   }
 }
 

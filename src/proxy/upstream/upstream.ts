@@ -3,7 +3,7 @@
 // H1Upstream (HTTP/1.1), H2Upstream (HTTP/2) and AlpnUpstream (TLS, either) implement it. A
 // request resolves at the response headers; the body streams after.
 
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 
 export interface UpstreamRequest {
   path: string;
@@ -30,4 +30,17 @@ export interface Upstream {
   request(r: UpstreamRequest): Promise<UpstreamResponse>;
   /** Graceful: requests in flight finish. */
   close(): Promise<void>;
+}
+
+/** A response body as the pools make it: a Readable the upstream pushes into, that can be dumped. */
+export abstract class UpstreamBody extends Readable {
+  /** Read and discard the rest (undici's BodyReadable.dump, for mirrors). */
+  dump(): Promise<void> {
+    return new Promise((resolve) => {
+      this.once('end', resolve);
+      this.once('close', resolve);
+      this.once('error', () => resolve());
+      this.resume();
+    });
+  }
 }
