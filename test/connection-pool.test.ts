@@ -151,16 +151,25 @@ function ssMs(text: string): number {
   return Number(m[1] ?? 0) * 60_000 + Number(m[2] ?? 0) * 1000 + Number(m[4] ?? 0);
 }
 
-/** The keepalive timers (ms left) of the established connections to 127.0.0.1:`port`; null for one without keepalive. */
+/**
+ * The keepalive timers (ms left) of the established connections to 127.0.0.1:`port`; null for one
+ * without keepalive. ss shows one timer per socket: while a segment waits for its ACK (a delayed
+ * ACK holds it up to 40 ms) that is the retransmit timer (`on`), which hides the keepalive one, so
+ * such a reading is taken again.
+ */
 async function keepaliveTimers(port: number): Promise<Array<number | null>> {
-  const { stdout } = await run('ss', ['-tnoeH', 'state', 'established', 'dst', `127.0.0.1:${port}`]);
-  return stdout
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => {
+  for (let attempt = 0; ; attempt++) {
+    const { stdout } = await run('ss', ['-tnoeH', 'state', 'established', 'dst', `127.0.0.1:${port}`]);
+    const lines = stdout.split('\n').filter((l) => l.trim());
+    if (attempt < 20 && lines.some((l) => /timer:\((?!keepalive)/.test(l))) {
+      await sleep(50);
+      continue;
+    }
+    return lines.map((l) => {
       const m = /timer:\(keepalive,([^,]+),/.exec(l);
       return m ? ssMs(m[1]!) : null;
     });
+  }
 }
 
 describe('connection pool: connection lifetime and keepalive, through the mesh', () => {
