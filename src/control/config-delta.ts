@@ -42,15 +42,26 @@ export function sentConfig(s: ProxySnapshot): SentConfig | undefined {
   return { rest: restJson(s), virtualHostOrder: s.outbound.virtualHosts.map((v) => v.name), virtualHosts, clusters };
 }
 
+/**
+ * Each piece's JSON, made once: proxies that see the same routes are sent the very same objects
+ * (the control plane translates them once), so one push stringifies each new piece once.
+ */
+const jsonOfPiece = new WeakMap<object, string>();
+function pieceJson(config: object): string {
+  let json = jsonOfPiece.get(config);
+  if (json === undefined) jsonOfPiece.set(config, (json = JSON.stringify(config)));
+  return json;
+}
+
 /** Whether `config` is what `sent` holds; on a match by JSON, `sent` takes over `config` (identity next time). */
-function samePiece<T>(sent: SentPiece<T> | undefined, config: T): boolean {
+function samePiece<T extends object>(sent: SentPiece<T> | undefined, config: T): boolean {
   if (!sent) return false;
   if (sent.config === config) return true;
   if (sent.json === undefined) {
     if (sent.config === undefined) return false; // changed by an endpoint update: its JSON is unknown
-    sent.json = JSON.stringify(sent.config);
+    sent.json = pieceJson(sent.config);
   }
-  if (sent.json !== JSON.stringify(config)) return false;
+  if (sent.json !== pieceJson(config)) return false;
   sent.config = config;
   return true;
 }
@@ -91,7 +102,7 @@ export function configDelta(
 }
 
 /** The pieces of `list` that `sent` does not hold as they are; `holds` keeps what is known of the rest. */
-function changedPieces<T extends { name: string }>(sent: Map<string, SentPiece<T>>, list: readonly T[], holds: Map<string, SentPiece<T>>): T[] {
+function changedPieces<T extends { name: string } & object>(sent: Map<string, SentPiece<T>>, list: readonly T[], holds: Map<string, SentPiece<T>>): T[] {
   const changed: T[] = [];
   for (const config of list) {
     const before = sent.get(config.name);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { setImmediate as tick } from 'node:timers/promises';
 import { parseText } from '../api/index.ts';
 import type { ControlMessage, EndpointsUpdate, ProxyNode, ProxySnapshot } from '../wire/snapshot.ts';
+import { withDelta } from '../proxy/config-delta.ts';
 import { ControlPlane } from './control-plane.ts';
 import type { ProxyConnection } from './push-server.ts';
 
@@ -108,4 +109,53 @@ test('removing a proxy by a stale token leaves its successor registered', async 
   assert.equal(cp.status().length, 1);
   cp.removeProxy('default/a-0', 'new');
   assert.equal(cp.status().length, 0);
+});
+
+test('proxies that see the same routes share one translation; sourceLabels make a sidecar’s labels count', async () => {
+  const routes = (sourceLabels: boolean) => `
+apiVersion: v1
+kind: Service
+metadata: {name: model}
+spec: {selector: {app: model}, ports: [{name: http, port: 80}]}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: model}
+spec: {host: model, subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: model}
+spec:
+  hosts: [model]
+  http:
+  - ${sourceLabels ? 'match: [{sourceLabels: {app: beta}}]' : 'match: [{headers: {x-beta: {exact: "1"}}}]'}
+    route: [{destination: {host: model, subset: v2}}]
+  - route: [{destination: {host: model, subset: v1}}]
+`;
+  const cp = new ControlPlane(() => {});
+  const h = cp.handlers();
+  const conns = ['alpha', 'beta'].map((app) => {
+    cp.registerProxy({ node: node(`default/${app}-0`, app), token: app });
+    const c = fakeConnection(`default/${app}-0`, app, '127.0.0.1:1');
+    h.connected(c.conn);
+    return c;
+  });
+  /** What the proxy holds after every message it was sent, applied as the proxy applies them. */
+  const held = (c: (typeof conns)[number]) =>
+    c.sent.reduce<ProxySnapshot | undefined>((s, m) => ('type' in m && m.type === 'delta' ? withDelta(s, m) : 'type' in m ? s : (m as ProxySnapshot)), undefined)!;
+  const firstRoute = (c: (typeof conns)[number]) => held(c).outbound.virtualHosts.find((v) => v.name.startsWith('model.'))!.routes[0]!;
+  cp.setResources(parseText(routes(false), 'mesh.yaml').resources);
+  await tick();
+  // No sourceLabels: both sidecars get the header route first, whatever their labels.
+  assert.deepEqual(conns.map((c) => firstRoute(c).match), [[{ headers: [{ name: 'x-beta', match: { exact: '1' } }] }], [{ headers: [{ name: 'x-beta', match: { exact: '1' } }] }]]);
+  for (const c of conns) h.ack(c.conn.hello.id, c.sent.length);
+
+  // sourceLabels: only the beta sidecar has the v2 route; alpha's first route is the v1 one.
+  cp.setResources(parseText(routes(true), 'mesh.yaml').resources);
+  await tick();
+  assert.deepEqual(conns.map((c) => (c.sent.at(-1) as { type?: string }).type), ['delta', 'delta']);
+  const [alpha, beta] = conns.map(firstRoute);
+  assert.equal(alpha!.action.kind === 'route' && alpha!.action.destinations[0]!.cluster, 'outbound|80|v1|model.default.svc.cluster.local');
+  assert.equal(beta!.action.kind === 'route' && beta!.action.destinations[0]!.cluster, 'outbound|80|v2|model.default.svc.cluster.local');
 });

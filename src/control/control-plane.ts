@@ -5,7 +5,17 @@
 
 import type { Resource } from '../api/types.ts';
 import { buildRegistry, REGISTRY_KINDS, type Registry, type WorkloadInstance } from '../registry/registry.ts';
-import { CLUSTER_CACHE_KINDS, endpointContext, translate, type CachedCluster, type EndpointContext } from '../translate/translate.ts';
+import {
+  CLUSTER_CACHE_KINDS,
+  endpointContext,
+  outboundView,
+  routesUseSourceLabels,
+  translateOutbound,
+  withInbound,
+  type CachedCluster,
+  type EndpointContext,
+  type OutboundPart,
+} from '../translate/translate.ts';
 import {
   WIRE_FORMAT,
   type ClusterEndpoints,
@@ -287,6 +297,9 @@ export class ControlPlane {
     const updates: Array<[ProxyRecord, ClusterEndpoints[]]> = [];
     // Per proxy namespace (a DestinationRule's subsets depend on it), made when first needed.
     const contexts = new Map<string, { ctx: EndpointContext; computed: ComputedEndpoints }>();
+    // Proxies that see the same routes (translate.ts outboundView) share one translation of them.
+    const outbounds = new Map<string, OutboundPart>();
+    let useSourceLabels: boolean | undefined;
     for (const rec of this.proxies.values()) {
       if (!rec.conn) continue;
       const ns = rec.node.namespace;
@@ -302,14 +315,14 @@ export class ControlPlane {
       let clusterCache = clusterCaches.get(ns);
       if (!clusterCache) clusterCaches.set(ns, (clusterCache = new Map()));
       try {
-        snap = translate({
-          resources: this.resources,
-          registry,
-          proxy: rec.node,
-          inbound: rec.app ? { appHost: rec.app.host, appPort: rec.app.port } : undefined,
-          version: 0,
-          clusterCache,
-        });
+        useSourceLabels ??= routesUseSourceLabels(this.resources);
+        const view = outboundView(rec.node, useSourceLabels);
+        let outbound = outbounds.get(view);
+        if (!outbound) outbounds.set(view, (outbound = translateOutbound({ resources: this.resources, registry, proxy: rec.node, clusterCache })));
+        snap = withInbound(
+          { resources: this.resources, registry, proxy: rec.node, inbound: rec.app ? { appHost: rec.app.host, appPort: rec.app.port } : undefined, version: 0 },
+          outbound,
+        );
         if (this.trustBundle) snap.trustBundle = this.trustBundle;
       } catch (err) {
         // A translation bug must not take the mesh down: keep the proxy on what it has.

@@ -4,7 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { parseText } from '../api/index.ts';
 import { buildRegistry, type WorkloadInstance } from '../registry/registry.ts';
 import type { ProxyNode } from '../wire/snapshot.ts';
-import { translate } from './translate.ts';
+import { outboundView, routesUseSourceLabels, translate } from './translate.ts';
 import { edgeProxyNode } from './gateways.ts';
 
 const dir = new URL('./testdata/', import.meta.url);
@@ -260,4 +260,19 @@ spec: {host: sentiment-model, subset: v2, on: [5xx], route: {host: small}}
   const smallCluster = 'outbound|80||small.default.svc.cluster.local';
   assert.deepEqual(s3.clusters.find((c) => c.name === smallCluster)!.endpoints.map((e) => e.port), [7200]);
   for (const c of s3.clusters) assert.equal(c === s1.clusters.find((x) => x.name === c.name), c.name !== smallCluster, c.name);
+});
+
+test('outboundView: what of a proxy its routes depend on — kind, namespace, and labels only where they count', async () => {
+  const a = node('alpha');
+  const b = node('beta');
+  assert.equal(outboundView(a, false), outboundView(b, false), 'without sourceLabels, sidecars of one namespace see the same routes');
+  assert.notEqual(outboundView(a, true), outboundView(b, true));
+  assert.notEqual(outboundView(a, false), outboundView(node('alpha', 'other'), false));
+  const edge = edgeProxyNode();
+  assert.notEqual(outboundView(edge, false), outboundView({ ...edge, labels: {} }, false), 'a Gateway selects the edge by its labels');
+  assert.equal(outboundView({ ...a, labels: { x: '1', y: '2' } }, true), outboundView({ ...a, labels: { y: '2', x: '1' } }, true), 'label order does not matter');
+  const vs = (match: string) => parseText(`apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: d}\nspec:\n  http: [{match: [${match}], route: [{destination: {host: x}}]}]\n`, 'd.yaml').resources;
+  assert.equal(routesUseSourceLabels(vs('{headers: {x-a: {exact: "1"}}}')), false);
+  assert.equal(routesUseSourceLabels(vs('{sourceLabels: {app: a}}')), true, 'a delegate (no hosts) counts too');
+  assert.equal(routesUseSourceLabels(await load('canary.yaml')), true);
 });

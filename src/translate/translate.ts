@@ -73,6 +73,58 @@ export interface CachedCluster {
 export const CLUSTER_CACHE_KINDS: ReadonlySet<string> = new Set(['VirtualService', 'Gateway', 'WorkloadEntry']);
 
 export function translate(input: TranslateInput): ProxySnapshot {
+  return withInbound(input, translateOutbound(input));
+}
+
+/** What a proxy sends into the mesh: its virtual hosts and the clusters they use. */
+export interface OutboundPart {
+  virtualHosts: VirtualHostConfig[];
+  clusters: ClusterConfig[];
+}
+
+/**
+ * Whether any VirtualService has a match with `sourceLabels`: only then do a sidecar's labels
+ * shape its routes (outboundView).
+ */
+export function routesUseSourceLabels(resources: readonly Resource[]): boolean {
+  for (const r of resources) {
+    if (r.kind !== 'VirtualService') continue;
+    for (const http of (r.spec as VirtualServiceSpec).http ?? []) if (http.match?.some((m) => m.sourceLabels)) return true;
+  }
+  return false;
+}
+
+/**
+ * What of a proxy its outbound part depends on, as a key: proxies with the same key get the very
+ * same virtual hosts and clusters from the same resources, so the control plane translates them
+ * once. Everything translateOutbound reads of the proxy is here — its kind and namespace, and its
+ * labels where they count (a Gateway's selector at the edge; `sourceLabels` anywhere).
+ */
+export function outboundView(proxy: ProxyNode, useSourceLabels: boolean): string {
+  const labels = proxy.kind === 'edge' || useSourceLabels ? proxy.labels : {};
+  return JSON.stringify([proxy.kind, proxy.namespace, Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))]);
+}
+
+/** The snapshot of a proxy whose outbound part is `outbound`: its own identity and inbound side added. */
+export function withInbound(input: Omit<TranslateInput, 'clusterCache'>, outbound: OutboundPart): ProxySnapshot {
+  const { resources, registry, proxy } = input;
+  return {
+    wire: WIRE_FORMAT,
+    version: input.version,
+    proxy,
+    inbound: input.inbound && {
+      ...input.inbound,
+      protocol: inboundProtocol(registry, proxy),
+      mtls: inboundMtls(resources, proxy, input.inbound.appPort),
+      ...inboundAuthorization(resources, proxy),
+    },
+    outbound: { virtualHosts: outbound.virtualHosts },
+    clusters: outbound.clusters,
+  };
+}
+
+/** The outbound part alone: the same for every proxy of one outboundView. */
+export function translateOutbound(input: Pick<TranslateInput, 'resources' | 'registry' | 'proxy' | 'clusterCache'>): OutboundPart {
   const { resources, registry, proxy, clusterCache } = input;
   const bound = boundGateways(resources, proxy);
   // Gateway-bound rules first, so at the edge they win over mesh rules for the same host.
@@ -186,19 +238,7 @@ export function translate(input: TranslateInput): ProxySnapshot {
     });
   }
 
-  return {
-    wire: WIRE_FORMAT,
-    version: input.version,
-    proxy,
-    inbound: input.inbound && {
-      ...input.inbound,
-      protocol: inboundProtocol(registry, proxy),
-      mtls: inboundMtls(resources, proxy, input.inbound.appPort),
-      ...inboundAuthorization(resources, proxy),
-    },
-    outbound: { virtualHosts },
-    clusters: [...clusters.values()],
-  };
+  return { virtualHosts, clusters: [...clusters.values()] };
 }
 
 export { spiffe } from './identity.ts';
