@@ -10,6 +10,9 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { request } from 'undici';
 import { Readable } from 'node:stream';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startHarness, snapshotFor, type Harness } from './helpers/proxy-harness.ts';
 
 let upstream: Server;
@@ -33,6 +36,12 @@ before(async () => {
         clearInterval(timer);
         upstreamClosed();
       });
+      return;
+    }
+    if (req.url === '/expect') {
+      const hash = createHash('sha256');
+      req.on('data', (c) => hash.update(c));
+      req.on('end', () => res.end(`expect=${req.headers.expect ?? '-'} ${hash.digest('hex')}`));
       return;
     }
     if (req.url === '/hash') {
@@ -123,4 +132,12 @@ test('a large chunked request body streams through intact', async () => {
   });
   assert.equal(r.statusCode, 200);
   assert.equal(await r.body.text(), createHash('sha256').update(body).digest('hex'));
+});
+
+test('Expect: 100-continue is answered by the proxy, and the body reaches the upstream without it', async () => {
+  const body = randomBytes(256 * 1024);
+  const file = join(await mkdtemp(join(tmpdir(), 'weft-expect-')), 'body');
+  await writeFile(file, body);
+  const { stdout } = await promisify(execFile)('curl', ['-s', '-H', 'Host: svc', '-H', 'Expect: 100-continue', '--data-binary', `@${file}`, `http://${h.outbound}/expect`]);
+  assert.equal(stdout, `expect=- ${createHash('sha256').update(body).digest('hex')}`);
 });

@@ -50,6 +50,9 @@ export function forwardableHeaders(raw: string[], extraDrop?: string): Record<st
       if (/(?:^|,)\s*trailers\s*(?:[;,]|$)/i.test(raw[i + 1])) out.te = 'trailers';
       continue;
     }
+    // The proxy's server has answered `Expect: 100-continue` itself (node's default), as Envoy
+    // does; passed on, the upstream would wait to give a go-ahead of its own, or refuse it (417).
+    if (name === 'expect' && raw[i + 1].trim().toLowerCase() === '100-continue') continue;
     if (HOP_BY_HOP.has(name) || name === extraDrop || connectionNamed?.has(name)) continue;
     const prev = out[name];
     if (prev === undefined) out[name] = raw[i + 1];
