@@ -102,11 +102,11 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
   control.setTrustBundle(ca.trustBundle());
   const caServer: CaServer = await startCaServer({ host: '127.0.0.1', port: 0 }, ca, o.log);
 
-  // Fresh each start, from the sources this weft runs; a copy that cannot be made only costs memory.
+  // Fresh each start, from the sources this weft runs; a bundle that cannot be made only costs memory.
   const proxyCode = join(stateDir, 'proxy-code');
   await rm(proxyCode, { recursive: true, force: true });
-  const stripped = await prepareProxyCode(proxyCode).catch((err: Error) => {
-    o.log(`could not prepare the sidecars' code (${err.message}); each sidecar strips its TypeScript itself`);
+  const bundled = await prepareProxyCode(proxyCode).catch((err: Error) => {
+    o.log(`could not bundle the sidecars' code (${err.message}); each sidecar runs it from source`);
     return 0;
   });
 
@@ -117,7 +117,7 @@ export async function startLocalMesh(o: LocalMeshOptions): Promise<LocalMesh> {
     log: o.log,
     output: o.output,
     accessLog: o.accessLog,
-    proxyCode: stripped ? proxyCode : undefined,
+    proxyCode: bundled ? proxyCode : undefined,
     ca: { address: caServer.address, issue: tokens.issue, revoke: tokens.revoke },
   });
 

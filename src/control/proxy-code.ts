@@ -1,47 +1,40 @@
-// The sidecar's code as plain JavaScript, stripped of types once per `weft up`, so proxies skip Node's TypeScript stripper.
+// The sidecar's code as one CommonJS file, bundled once per `weft up`, so proxies load neither
+// Node's TypeScript stripper nor its ES-module loader.
 //
-// Why: the first .ts file a process loads brings in Node's type stripper (a WebAssembly build of
-// swc), about 30 MiB of resident memory in every sidecar for work done once. `weft up` strips the
-// proxy's modules here, in the control plane, and bin/weft-proxy.js serves them to each sidecar
-// from this copy. Positions are kept (types become spaces), so stack traces still point at the
-// right lines of the .ts files; a module missing from the copy is loaded from source as usual.
+// Why: every sidecar is a Node process, and what Node loads before any of Weft's code counts in
+// each. The first .ts file a process loads brings in Node's type stripper (a WebAssembly build of
+// swc, ~30 MiB resident), and an ES-module entry brings in the ES-module loader (~13 MiB: a bare
+// `node:http` server idles at 61 MiB as an ES module, 47 as CommonJS). `weft up` bundles the
+// proxy's modules here, in the control plane, with esbuild, and bin/weft-proxy.cjs runs each
+// sidecar from the bundle. A source map is written beside it (`node --enable-source-maps` maps
+// stack traces back to the .ts files); without a bundle the launcher runs the proxy from source.
 
-import { stripTypeScriptTypes } from 'node:module';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The repository root: the copy mirrors paths relative to it (src/proxy/main.ts → DIR/src/proxy/main.ts). */
+/** The repository root. */
 export const CODE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const PROXY_ENTRY = join(CODE_ROOT, 'src/proxy/main.ts');
+/** The bundle's file name in the directory prepareProxyCode fills (bin/weft-proxy.cjs looks for it). */
+export const PROXY_BUNDLE = 'proxy.cjs';
 
-/** Relative module specifiers in static imports/exports and in import('…') with a literal. */
-const SPECIFIERS = /(?:\bfrom\s*|\bimport\s*\(?\s*)['"](\.{1,2}\/[^'"]+\.ts)['"]/g;
-
-/** Strip the entry and every module it reaches into `outDir`; returns how many modules. */
+/** Bundle the entry and every module it reaches into `outDir`; returns how many modules. */
 export async function prepareProxyCode(outDir: string, entry: string = PROXY_ENTRY): Promise<number> {
-  const seen = new Set<string>();
-  const queue = [resolve(entry)];
-  while (queue.length) {
-    const file = queue.pop()!;
-    if (seen.has(file)) continue;
-    seen.add(file);
-    const source = await readFile(file, 'utf8');
-    for (const m of source.matchAll(SPECIFIERS)) queue.push(resolve(dirname(file), m[1]!));
-    const out = join(outDir, relative(CODE_ROOT, file));
-    await mkdir(dirname(out), { recursive: true });
-    await writeFile(out, quietly(() => stripTypeScriptTypes(source, { mode: 'strip' })));
-  }
-  return seen.size;
-}
-
-/** Node marks stripTypeScriptTypes experimental and warns on first use; the warning is noise for users here. */
-function quietly<T>(f: () => T): T {
-  const emit = process.emitWarning;
-  process.emitWarning = (() => {}) as typeof process.emitWarning;
-  try {
-    return f();
-  } finally {
-    process.emitWarning = emit;
-  }
+  // Loaded here only: nothing else of weft needs a bundler.
+  const { build } = await import('esbuild');
+  const result = await build({
+    entryPoints: [resolve(entry)],
+    outfile: join(outDir, PROXY_BUNDLE),
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node22',
+    sourcemap: 'external',
+    metafile: true,
+    logLevel: 'silent',
+  });
+  // import.meta is empty in a CommonJS bundle: a proxy module that used it would misbehave there.
+  const meta = result.warnings.find((w) => w.text.includes('import.meta'));
+  if (meta) throw new Error(`${meta.location?.file ?? 'a proxy module'} uses import.meta, which a CommonJS bundle does not have`);
+  return Object.keys(result.metafile.inputs).length;
 }

@@ -18,7 +18,7 @@ import { edgeProxyNode } from '../translate/gateways.ts';
 import { parseSpiffeId } from '../security/spiffe.ts';
 
 /** The sidecar's launcher (plain JS: it serves the proxy's modules from `proxyCode`, types stripped). */
-const PROXY_MAIN = fileURLToPath(new URL('../../bin/weft-proxy.js', import.meta.url));
+const PROXY_MAIN = fileURLToPath(new URL('../../bin/weft-proxy.cjs', import.meta.url));
 const MAX_BACKOFF_MS = 30_000;
 
 interface Replica {

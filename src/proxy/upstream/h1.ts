@@ -7,7 +7,6 @@
 // answer's headers, its body streams after with backpressure, and a body that the upstream cut
 // fails instead of ending, so the proxy can break the downstream answer too.
 
-import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { hostName } from './h2.ts';
@@ -30,7 +29,7 @@ interface ParserClass {
   kOnMessageComplete: number;
   kLenientNone: number;
 }
-const { HTTPParser } = createRequire(import.meta.url)('_http_common') as { HTTPParser: ParserClass };
+const { HTTPParser } = process.getBuiltinModule('_http_common') as { HTTPParser: ParserClass };
 
 export interface H1Options {
   /** `host:port`: the Host header when a request has none. */
