@@ -4,7 +4,7 @@
 // their apps are up; the loader hands it validated resources. Only the push server touches sockets.
 
 import type { Resource } from '../api/types.ts';
-import { buildRegistry, REGISTRY_KINDS, type Registry, type WorkloadInstance } from '../registry/registry.ts';
+import { buildRegistry, REGISTRY_KINDS, sameRecords, type Registry, type WorkloadInstance } from '../registry/registry.ts';
 import {
   CLUSTER_CACHE_KINDS,
   endpointContext,
@@ -312,13 +312,15 @@ export class ControlPlane {
         continue;
       }
       let snap: ProxySnapshot;
-      let clusterCache = clusterCaches.get(ns);
-      if (!clusterCache) clusterCaches.set(ns, (clusterCache = new Map()));
       try {
         useSourceLabels ??= routesUseSourceLabels(this.resources);
         const view = outboundView(rec.node, useSourceLabels);
         let outbound = outbounds.get(view);
-        if (!outbound) outbounds.set(view, (outbound = translateOutbound({ resources: this.resources, registry, proxy: rec.node, clusterCache })));
+        if (!outbound) {
+          let clusterCache = clusterCaches.get(ns);
+          if (!clusterCache) clusterCaches.set(ns, (clusterCache = new Map()));
+          outbounds.set(view, (outbound = translateOutbound({ resources: this.resources, registry, proxy: rec.node, clusterCache })));
+        }
         snap = withInbound(
           { resources: this.resources, registry, proxy: rec.node, inbound: rec.app ? { appHost: rec.app.host, appPort: rec.app.port } : undefined, version: 0 },
           outbound,
@@ -367,7 +369,7 @@ export class ControlPlane {
   private madeFrom(instances: readonly WorkloadInstance[]): MadeFrom {
     const before = this.made;
     const resources = this.resources;
-    const keepRegistry = before && sameItems(before.instances, instances) && sameResources(before.resources, resources, (k) => REGISTRY_KINDS.has(k));
+    const keepRegistry = before && sameRecords(before.instances, instances) && sameResources(before.resources, resources, (k) => REGISTRY_KINDS.has(k));
     const keepClusters = before && sameResources(before.resources, resources, (k) => !CLUSTER_CACHE_KINDS.has(k));
     return (this.made = {
       resources,
@@ -385,10 +387,6 @@ interface MadeFrom {
   registry: Registry;
   /** Clusters made so far, by proxy namespace and name (translate's clusterCache). */
   clusters: Map<string, Map<string, CachedCluster>>;
-}
-
-function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function splitHostPort(a: string): { host: string; port: number } {

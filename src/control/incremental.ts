@@ -61,7 +61,6 @@ export interface SentCluster {
   json?: string;
 }
 
-
 /** The clusters of a whole snapshot just translated from `registry`. */
 export function sentClusters(clusters: readonly ClusterConfig[], registry: Registry): SentCluster[] {
   return clusters.map((c) => ({
@@ -73,7 +72,6 @@ export function sentClusters(clusters: readonly ClusterConfig[], registry: Regis
     endpoints: c.endpoints,
   }));
 }
-
 
 /** Endpoint lists worked out in one push, by cluster name, for proxies that share an EndpointContext. */
 export type ComputedEndpoints = Map<string, { endpoints: ClusterEndpoints['endpoints']; json: string }>;

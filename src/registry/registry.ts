@@ -77,10 +77,11 @@ export function endpointRecords(registry: Registry, host: string): readonly Endp
 }
 
 /**
- * Whether two lists hold the very same records. A registry keeps one record per unchanged source
- * (below), so across registries this tells whether a service's endpoints changed.
+ * Whether two lists hold the very same records (objects, by identity). A registry keeps one
+ * endpoint record per unchanged source (below), so across registries this tells whether a
+ * service's endpoints changed; the control plane asks it of workload instances too.
  */
-export function sameRecords(a: readonly EndpointInfo[], b: readonly EndpointInfo[]): boolean {
+export function sameRecords<T>(a: readonly T[], b: readonly T[]): boolean {
   if (a === b) return true;
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;

@@ -141,8 +141,9 @@ function addressesOf(ids: ReadonlySet<string>): Set<string> {
 /**
  * An endpoint's pool, made at its first request rather than when a snapshot names the endpoint:
  * a proxy of a large mesh knows thousands of endpoints and talks to few (with 1000 services × 10
- * endpoints, making every connection pool up front took much of the snapshot's compile time
- * and held ~400 MiB). Closed before use, it makes none; asked after close, it fails as a closed pool does.
+ * endpoints, making every connection pool up front took much of the snapshot's compile time and
+ * held ~400 MiB). Closed before use, it makes none; asked after close, it fails as a closed pool
+ * does.
  */
 class OnFirstUse implements Upstream {
   private real?: Upstream;

@@ -261,16 +261,9 @@ class Connection {
       this.signal = r.signal;
       r.signal.addEventListener('abort', this.onAbort);
     }
-    if (this.dead) {
-      this.fail(failure('upstream connection closed', 'UND_ERR_SOCKET'));
-      return answer;
-    }
-    if (!r.body) {
-      this.socket.write(head, 'latin1');
-      return answer;
-    }
-    const chunked = r.headers['content-length'] === undefined;
     this.socket.write(head, 'latin1');
+    if (!r.body) return answer;
+    const chunked = r.headers['content-length'] === undefined;
     const body = r.body;
     this.requestBody = body;
     body.on('data', (chunk: Buffer) => {
