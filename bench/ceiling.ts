@@ -1,8 +1,9 @@
 // How fast can a Node.js proxy go here? Requests per proxy CPU-second of HAProxy, the minimal
-// Node proxy (node:http + undici request + pipe), and four probes that take parts of that path
+// Node proxy (node:http + undici request + pipe), and five probes that take parts of that path
 // away (bench/ceiling/): pipe() (the answer written chunk by chunk, as Weft's relay does), then
 // undici's request() API (dispatch() with a handler), then undici (raw upstream sockets behind
-// node:http), then node:http too (a raw-socket relay). Interleaved rounds, proxy on CPU 0, wrk and nginx on CPU 1.
+// node:http), then node:http too (llhttp on both sides), then the HTTP parser (a raw-socket
+// relay). Interleaved rounds, proxy on CPU 0, wrk and nginx on CPU 1.
 // It shows where the per-request cost of a Node proxy is, for docs/performance.md.
 //
 // Usage: node bench/ceiling.ts [--rounds 3] [--seconds 4]
@@ -42,6 +43,7 @@ try {
   await node('node:http + undici request(), relayed with write() (no pipe)', './ceiling/request-proxy.ts', [String(up)]);
   await node('node:http + undici dispatch()', './ceiling/dispatch-proxy.ts', [String(up)]);
   await node('node:http + raw upstream sockets', './ceiling/raw-upstream-proxy.ts', [String(up)]);
+  await node('llhttp both sides (no node:http, no undici)', './ceiling/llhttp-proxy.ts', [String(up)]);
   await node('raw-socket relay (no node:http, no undici)', './ceiling/raw-relay.ts', [String(up)]);
 
   const perCpuSecond = new Map<string, number[]>(paths.map((p) => [p.name, []]));
