@@ -30,6 +30,9 @@ export async function prepareProxyCode(outDir: string, entry: string = PROXY_ENT
     format: 'cjs',
     target: 'node22',
     sourcemap: 'external',
+    // Drops the comments esbuild keeps: a few non-Latin-1 characters in them (em dashes) make V8 hold
+    // the whole source as UTF-16, and it stays in each proxy's heap (470 KiB instead of 175).
+    minifyWhitespace: true,
     metafile: true,
     logLevel: 'silent',
   });
