@@ -4,6 +4,7 @@ import { startProxy } from './proxy.ts';
 import { jsonAccessLog } from './observe/access-log.ts';
 import { createWriteStream } from 'node:fs';
 import { installLeanAsyncBind } from './async-bind.ts';
+import { collectStartupGarbage } from './startup-gc.ts';
 
 // Before any HTTP/2 session exists: node's own bind makes every upstream HTTP/2 request outlive young-generation collections (async-bind.ts).
 installLeanAsyncBind();
@@ -38,6 +39,8 @@ async function main(): Promise<void> {
       ca: process.env.WEFT_CA || undefined,
       identity: process.env.WEFT_PROXY_IDENTITY || undefined,
       accessLog,
+      // Once the first configuration is in force (startup-gc.ts), not inside the control stream callback.
+      configured: () => setImmediate(collectStartupGarbage),
     });
     let stopping = false;
     const stop = () => {
@@ -61,3 +64,4 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 }
+

@@ -41,6 +41,8 @@ export interface ProxyOptions {
   identity?: string;
   accessLog?: AccessLog;
   log?: (line: string) => void;
+  /** Called once, when the first configuration is in force (main.ts then tidies up after start-up). */
+  configured?: () => void;
   clock?: Clock;
   random?: Random;
 }
@@ -147,6 +149,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
         const app = next.snapshot.inbound;
         if (app) keep.add(endpointId(app.appHost, app.appPort, app.protocol === 'h2' ? H2C : HTTP1));
         endpoints.retain(keep, addresses);
+        if (!before) o.configured?.();
       } catch (err) {
         rejected = { version: message?.version, error: (err as Error).message };
         throw err;
