@@ -12,7 +12,7 @@ import type { ClusterConfig, ConfigDelta, ControlMessage, EndpointsUpdate, Proxy
 import { withEndpoints } from '../proxy/endpoints-update.ts';
 import { withDelta } from '../proxy/config-delta.ts';
 import { ControlPlane } from './control-plane.ts';
-import { configDelta, sentConfig } from './config-delta.ts';
+import { configDelta, endpointsChanged, sentConfig } from './config-delta.ts';
 
 const edge: ProxyNode = {
   id: 'weft-system/edge', kind: 'edge', workload: 'edge', namespace: 'weft-system', app: 'edge', version: 'v1', serviceAccount: 'edge',
@@ -224,4 +224,32 @@ test('configDelta: the same, a delta, or whole when anything but virtual hosts a
   const twice: ClusterConfig[] = [s1.clusters[0]!, s1.clusters[0]!];
   assert.equal(sentConfig({ ...s1, clusters: twice }), undefined, 'two clusters of one name cannot be told apart in a delta');
   assert.deepEqual(configDelta(held, { ...s1, clusters: twice }), { kind: 'whole' });
+});
+
+test('proxies sent the same translation share what they hold: a change is worked out once, an endpoint update leaves the others as they were', () => {
+  const before = load(service('model'), rule(['v1']), routes({ v1: 100 }), entry('a', 'model', 'v1', '10.0.0.1'));
+  const s1 = fresh(before);
+  // Two proxies of one view get the very same lists (control-plane.ts translates once per view).
+  const a = sentConfig(s1)!;
+  const b = sentConfig({ ...s1, proxy: { ...edge, id: 'weft-system/edge-2' } })!;
+  assert.equal(a.outbound, b.outbound, 'one HeldOutbound for both');
+  assert.notEqual(a.rest, b.rest, 'each keeps its own identity');
+
+  const after = fresh(load(service('model'), rule(['v1']), routes({ v1: 100 }, '3s'), entry('a', 'model', 'v1', '10.0.0.1')));
+  const da = configDelta(a, after);
+  const db = configDelta(b, { ...after, proxy: { ...edge, id: 'weft-system/edge-2' } });
+  assert.ok(da.kind === 'delta' && db.kind === 'delta');
+  assert.equal(da.delta, db.delta, 'the delta is worked out once');
+  assert.equal(da.holds.outbound, db.holds.outbound, 'and what both then hold is shared again');
+  assert.deepEqual(names(da.delta.virtualHosts), ['model.default.svc.cluster.local:80']);
+
+  // An endpoint update to one of them: a new HeldOutbound; the shared one is untouched.
+  const cluster = s1.clusters[0]!;
+  const moved = [{ name: cluster.name, endpoints: [{ ...cluster.endpoints[0]!, host: '10.0.0.9' }] }];
+  const a2 = endpointsChanged(da.holds, moved);
+  assert.notEqual(a2.outbound, da.holds.outbound);
+  assert.equal(db.holds.outbound.clusters.get(cluster.name)!.config!.endpoints[0]!.host, '10.0.0.1', 'the other proxy still holds the old endpoints');
+  assert.equal(a2.outbound.clusters.get(cluster.name)!.config!.endpoints[0]!.host, '10.0.0.9');
+  // The same update to the other: the same result, made once.
+  assert.equal(endpointsChanged(db.holds, moved).outbound, a2.outbound);
 });

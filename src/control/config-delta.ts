@@ -13,13 +13,23 @@ interface SentPiece<T> {
   json?: string;
 }
 
+/**
+ * The virtual hosts and clusters a proxy holds, as last sent. Proxies that see the same routes are
+ * sent the very same translation (control-plane.ts), so they share one of these, and comparing it
+ * with the next translation is done once for all of them. What it holds never changes once made
+ * (comparing only notes a piece's JSON in it): an endpoint update makes a new one (endpointsChanged).
+ */
+interface HeldOutbound {
+  virtualHostOrder: string[];
+  virtualHosts: Map<string, SentPiece<VirtualHostConfig>>;
+  clusters: Map<string, SentPiece<ClusterConfig>>;
+}
+
 /** What a proxy holds, as last sent: enough to tell which pieces of a new snapshot differ. */
 export interface SentConfig {
   /** JSON of everything but the version, virtual hosts and clusters (proxy, inbound, trust bundle). */
   rest: string;
-  virtualHostOrder: string[];
-  virtualHosts: Map<string, SentPiece<VirtualHostConfig>>;
-  clusters: Map<string, SentPiece<ClusterConfig>>;
+  outbound: HeldOutbound;
 }
 
 /** The rest of a snapshot: all of it but the version and the lists a delta can carry. */
@@ -34,12 +44,22 @@ function byName<T extends { name: string }>(list: readonly T[]): Map<string, Sen
   return m.size === list.length ? m : undefined;
 }
 
-/** What a proxy holds once it has `s`; undefined when `s` could not be followed by a delta. */
-export function sentConfig(s: ProxySnapshot): SentConfig | undefined {
+/** A new HeldOutbound of `s`'s lists; undefined when `s` could not be followed by a delta. */
+function heldOutbound(s: ProxySnapshot): HeldOutbound | undefined {
   const virtualHosts = byName(s.outbound.virtualHosts);
   const clusters = byName(s.clusters);
   if (!virtualHosts || !clusters) return undefined;
-  return { rest: restJson(s), virtualHostOrder: s.outbound.virtualHosts.map((v) => v.name), virtualHosts, clusters };
+  return { virtualHostOrder: s.outbound.virtualHosts.map((v) => v.name), virtualHosts, clusters };
+}
+
+/** The HeldOutbound of each translation's lists, made once for all the proxies it is sent to. */
+const heldOfLists = new WeakMap<readonly VirtualHostConfig[], { clusters: readonly ClusterConfig[]; held: HeldOutbound | undefined }>();
+
+/** What a proxy holds once it has `s`; undefined when `s` could not be followed by a delta. */
+export function sentConfig(s: ProxySnapshot): SentConfig | undefined {
+  let known = heldOfLists.get(s.outbound.virtualHosts);
+  if (!known || known.clusters !== s.clusters) heldOfLists.set(s.outbound.virtualHosts, (known = { clusters: s.clusters, held: heldOutbound(s) }));
+  return known.held && { rest: restJson(s), outbound: known.held };
 }
 
 /**
@@ -66,6 +86,11 @@ function samePiece<T extends object>(sent: SentPiece<T> | undefined, config: T):
   return true;
 }
 
+type OutboundChange =
+  | { kind: 'same' }
+  | { kind: 'whole' }
+  | { kind: 'delta'; delta: Omit<ConfigDelta, 'version' | 'base'>; holds: HeldOutbound };
+
 /**
  * How `next` differs from what a proxy holds: `same` (nothing to send), a delta (without version
  * and base, which the caller sets) with what the proxy will then hold, or `whole` when only the
@@ -75,8 +100,26 @@ export function configDelta(
   sent: SentConfig,
   next: ProxySnapshot,
 ): { kind: 'same' } | { kind: 'whole' } | { kind: 'delta'; delta: Omit<ConfigDelta, 'version' | 'base'>; holds: SentConfig } {
-  const holds = sentConfig(next);
-  if (!holds || restJson(next) !== sent.rest) return { kind: 'whole' };
+  const rest = restJson(next);
+  if (rest !== sent.rest) return { kind: 'whole' };
+  const change = outboundChange(sent.outbound, next);
+  return change.kind === 'delta' ? { kind: 'delta', delta: change.delta, holds: { rest, outbound: change.holds } } : change;
+}
+
+/** The last change worked out from each HeldOutbound, and to which lists: proxies that share both share it. */
+const lastChange = new WeakMap<HeldOutbound, { virtualHosts: readonly VirtualHostConfig[]; clusters: readonly ClusterConfig[]; change: OutboundChange }>();
+
+function outboundChange(sent: HeldOutbound, next: ProxySnapshot): OutboundChange {
+  const known = lastChange.get(sent);
+  if (known && known.virtualHosts === next.outbound.virtualHosts && known.clusters === next.clusters) return known.change;
+  const change = workOutChange(sent, next);
+  lastChange.set(sent, { virtualHosts: next.outbound.virtualHosts, clusters: next.clusters, change });
+  return change;
+}
+
+function workOutChange(sent: HeldOutbound, next: ProxySnapshot): OutboundChange {
+  const holds = heldOutbound(next);
+  if (!holds) return { kind: 'whole' };
   const virtualHosts = changedPieces(sent.virtualHosts, next.outbound.virtualHosts, holds.virtualHosts);
   const clusters = changedPieces(sent.clusters, next.clusters, holds.clusters);
   const removedVirtualHosts = [...sent.virtualHosts.keys()].filter((n) => !holds.virtualHosts.has(n));
@@ -112,12 +155,29 @@ function changedPieces<T extends { name: string } & object>(sent: Map<string, Se
   return changed;
 }
 
-/** What the proxy holds once it applied an endpoint update of `clusters` (as the proxy does, endpoints-update.ts). */
-export function endpointsChanged(sent: SentConfig, clusters: readonly ClusterEndpoints[]): void {
+/** The last endpoint update applied to each HeldOutbound: proxies that share it and get the same update share the result. */
+const lastUpdate = new WeakMap<HeldOutbound, { clusters: readonly ClusterEndpoints[]; held: HeldOutbound }>();
+
+/**
+ * What the proxy holds once it applied an endpoint update of `clusters` (as the proxy does,
+ * endpoints-update.ts). `sent` stays as it was: other proxies may share it.
+ */
+export function endpointsChanged(sent: SentConfig, clusters: readonly ClusterEndpoints[]): SentConfig {
+  const known = lastUpdate.get(sent.outbound);
+  if (known && sameUpdate(known.clusters, clusters)) return { rest: sent.rest, outbound: known.held };
+  const held = new Map(sent.outbound.clusters);
   for (const { name, endpoints } of clusters) {
-    const before = sent.clusters.get(name);
+    const before = held.get(name);
     if (!before) continue;
     // Unknown (its JSON only kept): the next delta sends it whole.
-    sent.clusters.set(name, before.config ? { config: { ...before.config, endpoints } } : {});
+    held.set(name, before.config ? { config: { ...before.config, endpoints } } : {});
   }
+  const outbound = { ...sent.outbound, clusters: held };
+  lastUpdate.set(sent.outbound, { clusters, held: outbound });
+  return { rest: sent.rest, outbound };
+}
+
+/** The same clusters with the very same endpoint lists (one push works each list out once per namespace). */
+function sameUpdate(a: readonly ClusterEndpoints[], b: readonly ClusterEndpoints[]): boolean {
+  return a.length === b.length && a.every((c, i) => c.name === b[i]!.name && c.endpoints === b[i]!.endpoints);
 }

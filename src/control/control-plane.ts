@@ -351,8 +351,7 @@ export class ControlPlane {
     }
     for (const [rec, clusters] of updates) {
       const update: EndpointsUpdate = { type: 'endpoints', wire: WIRE_FORMAT, version: this.version, base: rec.sentVersion!, clusters };
-      if (rec.sent) endpointsChanged(rec.sent, clusters);
-      this.sent(rec, 'endpoints', rec.sent, update);
+      this.sent(rec, 'endpoints', rec.sent && endpointsChanged(rec.sent, clusters), update);
     }
   }
 
