@@ -64,4 +64,3 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 }
-

@@ -11,7 +11,7 @@ test('the start-up collection runs on this Node and leaves gc exposed nowhere', 
 
 test('it frees what start-up left: a large garbage array is gone from the old generation afterwards', async () => {
   const { getHeapStatistics } = await import('node:v8');
-  // ~40 MB of old-generation garbage, as start-up's compiled snapshot JSON would be.
+  // Tens of MB of garbage, as start-up's parsed snapshot JSON would be.
   let junk: unknown[] | undefined = Array.from({ length: 400_000 }, (_, i) => ({ i, s: `value ${i}` }));
   const before = getHeapStatistics().used_heap_size;
   junk = undefined;

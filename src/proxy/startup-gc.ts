@@ -15,15 +15,29 @@ import { runInNewContext } from 'node:vm';
  * proxy runs on either way.
  */
 export function collectStartupGarbage(): boolean {
+  let gc: unknown;
   try {
     setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as ((options: object) => void) | undefined;
-    setFlagsFromString('--no-expose-gc');
-    if (typeof gc !== 'function') return false;
+    gc = runInNewContext('gc');
+  } catch {
+    gc = undefined;
+  } finally {
+    resetExposeGc();
+  }
+  if (typeof gc !== 'function') return false;
+  try {
     gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
     return true;
   } catch {
-    setFlagsFromString('--no-expose-gc');
     return false;
+  }
+}
+
+/** Contexts made from now on get no `gc` (never throws: this runs from a timer, where a throw would end the proxy). */
+function resetExposeGc(): void {
+  try {
+    setFlagsFromString('--no-expose-gc');
+  } catch {
+    // A Node without the flag never exposed it either.
   }
 }
