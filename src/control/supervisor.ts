@@ -17,7 +17,7 @@ import { spiffe } from '../translate/identity.ts';
 import { edgeProxyNode } from '../translate/gateways.ts';
 import { parseSpiffeId } from '../security/spiffe.ts';
 
-/** The sidecar's launcher (plain JS: it serves the proxy's modules from `proxyCode`, types stripped). */
+/** The sidecar's launcher (CommonJS: it runs the proxy from the bundle in `proxyCode`, or from source without one). */
 const PROXY_MAIN = fileURLToPath(new URL('../../bin/weft-proxy.cjs', import.meta.url));
 const MAX_BACKOFF_MS = 30_000;
 

@@ -387,8 +387,8 @@ export interface ConfigDelta {
   virtualHosts: VirtualHostConfig[];
   removedVirtualHosts: string[];
   /**
-   * Every virtual host's name in order, when the order changed or hosts were added (the first
-   * virtual host to claim a domain gets it); absent, the order stays as it was.
+   * Every virtual host's name in order (the first virtual host to claim a domain gets it), when
+   * the order is not the kept hosts in their places followed by the new ones; absent, it is that.
    */
   virtualHostOrder?: string[];
   /** New or changed clusters, whole; a new one goes after the others. */
