@@ -1,11 +1,15 @@
 // Request headers as they cross the proxy: hop-by-hop and pseudo-headers stay behind, TE: trailers goes on.
 // A try's failure as the pipeline sees it: which local failure an upstream error is.
+// An answer already all here is relayed in one piece, trailers and all.
 
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, get, type ServerResponse } from 'node:http';
+import { connect, createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { MeshError } from '../core/errors.ts';
-import { forwardableHeaders, tryUpstream } from './forward.ts';
-import type { Upstream } from './upstream/upstream.ts';
+import { forwardableHeaders, relay, tryUpstream } from './forward.ts';
+import { H1Upstream } from './upstream/h1.ts';
+import type { Upstream, UpstreamResponse } from './upstream/upstream.ts';
 
 it('drops hop-by-hop headers, those Connection names, HTTP/2 pseudo-headers and the extra one', () => {
   const raw = [
@@ -45,4 +49,58 @@ it('a refused stream answers 503 with Envoy\'s flag for it, UR (a reset stays UC
   assert.equal(refused.source, 'upstream');
   assert.match(refused.message, /reset reason: remote refused stream reset$/);
   assert.equal(new MeshError('UPSTREAM_RESET').flag, 'UC');
+});
+
+it('relays an answer that is all here in one piece: body, trailers, extra headers, bytes; a client already gone is a disconnect', async () => {
+  // A chunked answer with a trailer, written at once: it is whole by the time it is relayed.
+  const upstreamServer = createTcpServer((s) => {
+    s.on('data', () => s.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\ntrailer: x-sum\r\n\r\n5\r\nhello\r\n0\r\nx-sum: 42\r\n\r\n'));
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => upstreamServer.listen(0, '127.0.0.1', r));
+  const port = (upstreamServer.address() as AddressInfo).port;
+  const pool = new H1Upstream({ authority: `127.0.0.1:${port}`, connect: () => connect({ host: '127.0.0.1', port }), readyEvent: 'connect' });
+
+  const results: Array<{ whole: boolean; r: Awaited<ReturnType<typeof relay>>; tapped: string }> = [];
+  const relayed = (answer: UpstreamResponse, res: ServerResponse) => {
+    let whole = false;
+    const take = answer.takeWhole!.bind(answer);
+    answer.takeWhole = () => {
+      const w = take();
+      whole = w !== undefined;
+      return w;
+    };
+    let tapped = '';
+    return relay(answer, res, { 'x-extra': '1' }, undefined, () => false, { tap: (c) => (tapped += c.toString()) }).then((r) => results.push({ whole, r, tapped }));
+  };
+  const proxy = createServer(async (req, res) => {
+    const answer = await pool.request({ method: 'GET', path: '/', headers: { host: 'svc' } });
+    if (req.url === '/gone') await new Promise((r) => res.once('close', r));
+    await relayed(answer, res);
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  const proxyPort = (proxy.address() as AddressInfo).port;
+
+  const got = await new Promise<{ body: string; trailers: NodeJS.Dict<string>; extra: unknown }>((resolve, reject) => {
+    get({ port: proxyPort, host: '127.0.0.1', path: '/' }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ body, trailers: res.trailers, extra: res.headers['x-extra'] }));
+    }).on('error', reject);
+  });
+  assert.deepEqual(got, { body: 'hello', trailers: { 'x-sum': '42' }, extra: '1' });
+  assert.deepEqual(results.shift(), { whole: true, r: { bytes: 5, grpcStatus: '' }, tapped: 'hello' });
+
+  // The client leaves before the answer is relayed: nothing is written, and the relay says why.
+  const gone = get({ port: proxyPort, host: '127.0.0.1', path: '/gone' });
+  gone.on('error', () => {});
+  await new Promise((r) => setTimeout(r, 100));
+  gone.destroy();
+  for (let i = 0; i < 50 && results.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(results.shift(), { whole: true, r: { bytes: 0, grpcStatus: '', failure: 'DOWNSTREAM_DISCONNECT' }, tapped: '' });
+
+  await pool.close();
+  proxy.closeAllConnections();
+  proxy.close();
+  upstreamServer.close();
 });

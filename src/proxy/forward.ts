@@ -165,13 +165,15 @@ export function relay(
   edit?.(headers);
   let bytes = 0;
   let grpcStatus = grpcStatusOf(data);
-  const body = data.body;
   if (data.trailersOnly) {
     // Keep the form: gRPC clients read a status in the headers only when they end the stream.
     answerWhole(res, data.statusCode, headers, '');
     return Promise.resolve({ bytes, grpcStatus });
   }
+  const whole = opts.first === undefined ? data.takeWhole?.() : undefined;
+  if (whole) return Promise.resolve(relayWhole(data, res, headers, whole, grpcStatus, opts.tap));
   res.writeHead(data.statusCode, headers);
+  const body = data.body;
   return new Promise((resolve) => {
     let done = false;
     let idle: ReturnType<typeof setTimeout> | undefined;
@@ -208,11 +210,7 @@ export function relay(
       }
     };
     const end = () => {
-      // The upstream has filled in the trailers by the time the body ends.
-      const trailers = responseHeaders(data.trailers ?? {});
-      const g = trailers['grpc-status'];
-      if (typeof g === 'string') grpcStatus = g;
-      if (Object.keys(trailers).length > 0) res.addTrailers(trailers as Record<string, string>);
+      grpcStatus = addTrailers(res, data) ?? grpcStatus;
       res.end();
       finish();
     };
@@ -230,6 +228,30 @@ export function relay(
     // A body paused while its first chunk was awaited does not flow again by itself.
     if (!body.readableFlowing) body.resume();
   });
+}
+
+/**
+ * relay's short way, for an answer whose body had all arrived (UpstreamResponse.takeWhole): the
+ * head, the body and the end go out in one write, with no stream in between. A client already
+ * gone is a disconnect, as it would be midway through a stream.
+ */
+function relayWhole(data: UpstreamResponse, res: ServerResponse, headers: OutgoingHttpHeaders, chunks: Buffer[], grpcStatus: string, tap: ((chunk: Buffer) => void) | undefined): { bytes: number; grpcStatus: string; failure?: ErrorCode } {
+  if (res.destroyed) return { bytes: 0, grpcStatus, failure: 'DOWNSTREAM_DISCONNECT' };
+  const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+  tap?.(body);
+  res.writeHead(data.statusCode, headers);
+  grpcStatus = addTrailers(res, data) ?? grpcStatus;
+  if (body.length > 0) res.end(body);
+  else res.end();
+  return { bytes: body.length, grpcStatus };
+}
+
+/** Pass the answer's trailers on (the upstream has filled them in by the time its body ends); their gRPC status, if any. */
+function addTrailers(res: ServerResponse, data: UpstreamResponse): string | undefined {
+  const trailers = responseHeaders(data.trailers ?? {});
+  const g = trailers['grpc-status'];
+  if (Object.keys(trailers).length > 0) res.addTrailers(trailers as Record<string, string>);
+  return typeof g === 'string' ? g : undefined;
 }
 
 /** An 'error' listener for a stream whose errors no longer matter. */

@@ -221,3 +221,45 @@ test('pool settings: requests per connection, idle connections closed, the serve
   await done;
   assert.equal(closed, true);
 });
+
+test('a body all here before anyone reads it is taken whole, once; one still coming, or past a stream’s buffer, streams with backpressure', async () => {
+  const small = randomBytes(1024);
+  let release: (() => void) | undefined;
+  const s = await httpServer((req, res) => {
+    if (req.url === '/small') return res.end(small);
+    if (req.url === '/later') {
+      res.writeHead(200, { 'content-length': '5' });
+      res.flushHeaders();
+      release = () => res.end('later');
+      return;
+    }
+    // Far more than the socket buffers hold: the server finishes only if the proxy reads.
+    const big = Buffer.alloc(16 * 1024 * 1024, 7);
+    res.end(big);
+    res.on('finish', () => (bigFinished = true));
+  });
+  let bigFinished = false;
+  const u = upstream(s.port);
+
+  const whole = await get(u, '/small');
+  const taken = whole.takeWhole?.();
+  assert.ok(taken, 'the answer came in one read with its headers');
+  assert.deepEqual(Buffer.concat(taken), small);
+  assert.equal(whole.takeWhole?.(), undefined, 'taken once');
+  assert.equal(await text(whole), '', 'nothing left to stream');
+
+  const later = await get(u, '/later');
+  assert.equal(later.takeWhole?.(), undefined, 'not all here yet');
+  release!();
+  assert.equal(await text(later), 'later');
+
+  const big = await get(u, '/big');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(bigFinished, false, 'an unread body holds the upstream back');
+  assert.equal(big.takeWhole?.(), undefined, 'past a stream’s buffer the body is a stream');
+  let n = 0;
+  for await (const c of big.body) n += (c as Buffer).length;
+  assert.equal(n, 16 * 1024 * 1024);
+  assert.equal(s.connections(), 1, 'every answer left the connection reusable');
+  await u.close();
+});

@@ -5,7 +5,8 @@
 // WebAssembly parser and its request API cost about as much as everything Weft does itself
 // (docs/performance.md, "What limits"). The contract is upstream.ts's: a request resolves at the
 // answer's headers, its body streams after with backpressure, and a body that the upstream cut
-// fails instead of ending, so the proxy can break the downstream answer too.
+// fails instead of ending, so the proxy can break the downstream answer too. A body that has all
+// arrived before anyone reads it is handed over whole (H1Answer.takeWhole), without a stream.
 
 import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
@@ -198,7 +199,7 @@ class Connection {
   // The request in progress.
   private resolve?: (r: UpstreamResponse) => void;
   private reject?: (err: Error) => void;
-  private body?: H1Body;
+  private answer?: H1Answer;
   private headOnly = false;
   /** Header lines llhttp handed over before the headers (or, after them, the trailers) were complete. */
   private lines: string[] = [];
@@ -252,7 +253,7 @@ class Connection {
     this.headOnly = r.method === 'HEAD';
     this.lines = [];
     this.trailers = {};
-    this.body = undefined;
+    this.answer = undefined;
     const answer = new Promise<UpstreamResponse>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -350,27 +351,26 @@ class Connection {
       const m = /timeout\s*=\s*(\d+)/i.exec(hint);
       if (m) this.serverIdleMs = Math.max(0, Number(m[1]) * 1000 - 1000);
     }
-    const body = new H1Body(this);
-    this.body = body;
+    const answer = new H1Answer(this, status, headers, this.trailers);
+    this.answer = answer;
     const resolve = this.resolve!;
     this.resolve = this.reject = undefined;
-    resolve({ statusCode: status, headers, body, trailers: this.trailers });
+    resolve(answer);
     // An answer to HEAD has no body, whatever its headers say: tell the parser so.
     return this.headOnly ? 1 : 0;
   }
 
   private onBody(chunk: Buffer): void {
-    if (this.body && !this.dead && !this.body.push(chunk)) this.socket.pause();
+    if (this.answer && !this.dead && !this.answer.push(chunk)) this.socket.pause();
   }
 
   private onComplete(): void {
     // The end of a 1xx answer: the real one is still to come (or of one the connection refused).
-    if (!this.body || this.dead) return;
+    if (!this.answer || this.dead) return;
     for (let i = 0; i < this.lines.length; i += 2) this.trailers[this.lines[i]!.toLowerCase()] = this.lines[i + 1]!;
     this.lines = [];
     this.responseDone = true;
-    const body = this.body;
-    body.push(null);
+    this.answer.end();
     if (this.requestDone) this.finished();
   }
 
@@ -378,7 +378,7 @@ class Connection {
   private finished(): void {
     this.signal?.removeEventListener('abort', this.onAbort);
     this.signal = undefined;
-    this.body = undefined;
+    this.answer = undefined;
     if (this.dead) return;
     if (!this.keepAlive || (this.maxRequests > 0 && this.served >= this.maxRequests)) return this.destroy();
     // Paused by a slow reader of the body just finished: the next answer must be read.
@@ -394,9 +394,9 @@ class Connection {
     const reject = this.reject;
     this.resolve = this.reject = undefined;
     if (reject) reject(err);
-    else if (this.body && !this.responseDone) this.body.destroy(err);
+    else if (this.answer && !this.responseDone) this.answer.fail(err);
     this.responseDone = true;
-    this.body = undefined;
+    this.answer = undefined;
     this.destroy();
   }
 
@@ -416,23 +416,102 @@ class Connection {
   }
 
   /** The body's reader gave up before the end: the connection cannot be reused. */
-  abandon(body: H1Body, err: Error | null): void {
-    if (this.body === body && !this.responseDone) this.fail(err ?? failure('answer abandoned', 'UND_ERR_ABORTED'));
+  abandon(answer: H1Answer, err: Error | null): void {
+    if (this.answer === answer && !this.responseDone) this.fail(err ?? failure('answer abandoned', 'UND_ERR_ABORTED'));
   }
 }
 
-/** The answer's body: backpressure reaches the socket; destroying it early closes the connection. */
+/**
+ * Bytes of body kept in H1Answer before it becomes a stream anyway: a Readable's own high-water
+ * mark, so a big or slow answer nobody reads yet is held back by the same backpressure as before.
+ */
+const WHOLE_BODY_BYTES = 16 * 1024;
+
+/**
+ * One answer. Its body is kept as chunks until someone reads it: reading `body` makes the stream
+ * (with what came so far), and so does a body that outgrows WHOLE_BODY_BYTES first. An answer that
+ * had all arrived by then — most answers of a model call, which come in one read with their
+ * headers — is taken whole by the relay (takeWhole): no Readable, no ticks, one write downstream.
+ */
+class H1Answer implements UpstreamResponse {
+  readonly statusCode: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly trailers: Record<string, string | string[] | undefined>;
+  private readonly conn: Connection;
+  /** The body so far, while it is not a stream; undefined once streamed or taken. */
+  private chunks: Buffer[] | undefined = [];
+  private bytes = 0;
+  private ended = false;
+  private error?: Error;
+  private stream?: H1Body;
+
+  constructor(conn: Connection, status: number, headers: Record<string, string | string[] | undefined>, trailers: Record<string, string | string[] | undefined>) {
+    this.conn = conn;
+    this.statusCode = status;
+    this.headers = headers;
+    this.trailers = trailers;
+  }
+
+  get body(): H1Body {
+    return (this.stream ??= this.toStream());
+  }
+
+  takeWhole(): Buffer[] | undefined {
+    if (this.stream || !this.ended || !this.chunks) return undefined;
+    const whole = this.chunks;
+    this.chunks = undefined;
+    return whole;
+  }
+
+  /** A chunk from the upstream; false: stop reading the socket until the reader wants more. */
+  push(chunk: Buffer): boolean {
+    if (this.stream) return this.stream.push(chunk);
+    this.chunks!.push(chunk);
+    this.bytes += chunk.length;
+    if (this.bytes < WHOLE_BODY_BYTES) return true;
+    const s = this.body;
+    return s.readableLength < s.readableHighWaterMark;
+  }
+
+  end(): void {
+    if (this.stream) this.stream.push(null);
+    else this.ended = true;
+  }
+
+  /** The upstream cut the body: a stream made now or later fails with `err`. */
+  fail(err: Error): void {
+    if (this.stream) {
+      if (!this.stream.destroyed) this.stream.destroy(err);
+      return;
+    }
+    this.error = err;
+    this.chunks = [];
+  }
+
+  private toStream(): H1Body {
+    const s = new H1Body(this.conn, this);
+    for (const c of this.chunks ?? []) s.push(c);
+    this.chunks = undefined;
+    if (this.error) s.destroy(this.error);
+    else if (this.ended) s.push(null);
+    return s;
+  }
+}
+
+/** The answer's body as a stream: backpressure reaches the socket; destroying it early closes the connection. */
 class H1Body extends UpstreamBody {
   private readonly conn: Connection;
-  constructor(conn: Connection) {
+  private readonly answer: H1Answer;
+  constructor(conn: Connection, answer: H1Answer) {
     super();
     this.conn = conn;
+    this.answer = answer;
   }
   override _read(): void {
     this.conn.resume();
   }
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    this.conn.abandon(this, err);
+    this.conn.abandon(this.answer, err);
     cb(err);
   }
 }

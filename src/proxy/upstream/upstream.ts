@@ -1,7 +1,8 @@
 // Upstream: what the proxy asks of a connection pool to one address, whatever the protocol.
 //
 // H1Upstream (HTTP/1.1), H2Upstream (HTTP/2) and AlpnUpstream (TLS, either) implement it. A
-// request resolves at the response headers; the body streams after.
+// request resolves at the response headers; the body streams after (or, over HTTP/1.1, is taken
+// whole when it is all there already).
 
 import { Readable } from 'node:stream';
 
@@ -24,6 +25,12 @@ export interface UpstreamResponse {
   trailers: Record<string, string | string[] | undefined>;
   /** HTTP/2: the answer was one HEADERS frame that ended the stream (gRPC's trailers-only form). */
   trailersOnly?: boolean;
+  /**
+   * The whole body, when it had all arrived cleanly before anyone read `body`: taken once (the
+   * body is then empty). Undefined while it is still coming, once it was read as a stream, or
+   * when the upstream cut it. A pool that always streams leaves it out.
+   */
+  takeWhole?(): Buffer[] | undefined;
 }
 
 export interface Upstream {
