@@ -33,7 +33,7 @@ import {
   waitForPort,
 } from './lib/procs.ts';
 import { changeProbe, haproxyConf, nginxProxyConf, routeScaleMesh, BODY_BYTES } from './lib/configs.ts';
-import { weftUp, writeBenchMesh, type RunningWeft } from './lib/weft.ts';
+import { exportWeft, weftUp, writeBenchMesh, type RunningWeft } from './lib/weft.ts';
 import { buildLoadgen, latency, sse, throughput, type Target } from './lib/measure.ts';
 import { startUpstreamNginx } from './lib/upstream.ts';
 import { summarise, printReport, type RawResults, type PathId, type Round, PATH_LABELS } from './lib/report.ts';
@@ -174,17 +174,6 @@ function gitInfo(): { commit: string; dirty: string[] } {
 /** A failure the user can act on: printed as one line, without a stack. */
 class BenchError extends Error {}
 
-/** A copy of Weft as committed at `ref` (git archive; the repository is not changed). */
-async function exportWeft(ref: string, into: string): Promise<string> {
-  if (spawnSync('git', ['-C', REPO, 'rev-parse', '--verify', '--quiet', `${ref}^{commit}`]).status !== 0)
-    throw new BenchError(`--weft-ref ${ref}: not a commit in ${REPO}`);
-  const dir = join(into, 'weft-src');
-  await mkdir(dir, { recursive: true });
-  execFileSync('bash', ['-c', `git -C "$0" archive "$1" bin src package.json | tar -x -C "$2"`, REPO, ref, dir]);
-  execFileSync('ln', ['-s', join(REPO, 'node_modules'), join(dir, 'node_modules')]);
-  return dir;
-}
-
 interface PathRuntime {
   id: PathId;
   main: Target;
@@ -231,7 +220,7 @@ async function main(): Promise<void> {
     // This process and all it starts run on the load CPU unless told otherwise.
     pinSelf(LOAD_CPU);
     const loadgen = buildLoadgen(tmp);
-    const weftRoot = weftRef ? await exportWeft(weftRef, tmp) : REPO;
+    const weftRoot = weftRef ? await exportWeft(weftRef, tmp).catch((err: Error) => Promise.reject(new BenchError(err.message))) : REPO;
     if (profile) {
       await profileWeft({ tmp, weftRoot, proxyCpu: PROXY_CPU, loadCpu: LOAD_CPU, durationS: settings.quick ? 4 : 10 });
       return;

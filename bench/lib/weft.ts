@@ -1,12 +1,24 @@
 // Runs `weft up` for the benchmark and finds the processes on each path with `weft status -o json`.
 
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { adoptGroup, freePort, startProcess, stopProcess, type Started } from './procs.ts';
 import { changeProbe, upstreamNginxConf, weftMesh } from './configs.ts';
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+
+/** A copy of Weft as committed at `ref`, under `into` (git archive; the repository is not changed). */
+export async function exportWeft(ref: string, into: string): Promise<string> {
+  if (spawnSync('git', ['-C', REPO, 'rev-parse', '--verify', '--quiet', `${ref}^{commit}`]).status !== 0) throw new Error(`--weft-ref ${ref}: not a commit in ${REPO}`);
+  const dir = join(into, `weft-${ref.replace(/[^\w.-]/g, '_')}`);
+  await mkdir(dir, { recursive: true });
+  execFileSync('bash', ['-c', `git -C "$0" archive "$1" bin src package.json | tar -x -C "$2"`, REPO, ref, dir]);
+  execFileSync('ln', ['-s', join(REPO, 'node_modules'), join(dir, 'node_modules')]);
+  return dir;
+}
 
 /**
  * Writes the benchmark's mesh under `tmp`: `mesh/mesh.yaml` (weftMesh: the one-hop upstreams and

@@ -51,7 +51,7 @@ async function rawServer(reply: (request: string) => string, after: 'keep' | 'en
 }
 
 function upstream(port: number, o: Partial<H1Options> = {}): H1Upstream {
-  return new H1Upstream({ authority: `127.0.0.1:${port}`, connect: () => connect({ host: '127.0.0.1', port }), readyEvent: 'connect', ...o });
+  return new H1Upstream({ authority: `127.0.0.1:${port}`, connect: (_sn, onread) => connect({ host: '127.0.0.1', port, onread }), readyEvent: 'connect', ...o });
 }
 
 async function text(r: UpstreamResponse): Promise<string> {
@@ -262,4 +262,35 @@ test('a body all here before anyone reads it is taken whole, once; one still com
   assert.equal(n, 16 * 1024 * 1024);
   assert.equal(s.connections(), 1, 'every answer left the connection reusable');
   await u.close();
+});
+
+test('answers that come in many reads, on connections read in turns, arrive intact (every connection reads into one buffer)', async () => {
+  // Each answer is written a few bytes at a time, a header split mid-name and mid-value, while
+  // another connection's answer comes in between.
+  const value = (tag: string) => `${tag}-`.repeat(2000);
+  const answer = (tag: string) => `HTTP/1.1 200 OK\r\nx-long: ${value(tag)}\r\nx-tag: ${tag}\r\ncontent-length: ${value(tag).length}\r\n\r\n${value(tag)}`;
+  const server = createTcpServer((s) => {
+    s.once('data', async (d) => {
+      const tag = /GET \/(\w+)/.exec(d.toString('latin1'))![1]!;
+      const bytes = answer(tag);
+      for (let i = 0; i < bytes.length; i += 997) {
+        s.write(bytes.slice(i, i + 997));
+        await new Promise((r) => setTimeout(r, 1));
+      }
+    });
+    s.on('error', () => {});
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const u = upstream((server.address() as AddressInfo).port);
+  const [a, b] = await Promise.all([get(u, '/alpha'), get(u, '/beta')]);
+  assert.deepEqual([a.headers['x-tag'], a.headers['x-long'], await text(a)], ['alpha', value('alpha'), value('alpha')]);
+  assert.deepEqual([b.headers['x-tag'], b.headers['x-long'], await text(b)], ['beta', value('beta'), value('beta')]);
+  await u.close();
+  // A socket made without `onread` (a dialer that does not pass it on) is read through its stream.
+  const port = (server.address() as AddressInfo).port;
+  const streamed = new H1Upstream({ authority: `127.0.0.1:${port}`, connect: () => connect({ host: '127.0.0.1', port }), readyEvent: 'connect' });
+  const c = await get(streamed, '/gamma');
+  assert.deepEqual([c.headers['x-tag'], await text(c)], ['gamma', value('gamma')]);
+  await streamed.close();
 });
