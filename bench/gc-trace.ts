@@ -80,13 +80,19 @@ function scavengeLines(output: string): string[] {
 }
 
 /** The scavenges of the proxy whose lines start with `prefix`, printed after the line `after` (all of them if it is gone or absent). */
-function scavenges(output: string, after: string | undefined, prefix: string): Array<{ pauseMs: number; survivePct: number; promotedMiB: number }> {
+function scavenges(output: string, after: string | undefined, prefix: string): Array<{ pauseMs: number; survivePct: number; promotedMiB: number; allocatedKiB: number; newSpaceMiB: number }> {
   const all = scavengeLines(output);
   const lines = all.slice(after === undefined ? 0 : all.lastIndexOf(after) + 1).filter((line) => line.startsWith(prefix));
   const out = [];
   for (const line of lines) {
     const field = (name: string) => Number(new RegExp(`\\b${name}=([\\d.]+)`).exec(line)?.[1]);
-    out.push({ pauseMs: field('pause'), survivePct: field('new_space_survive_rate_'), promotedMiB: field('promoted') / 2 ** 20 });
+    out.push({
+      pauseMs: field('pause'),
+      survivePct: field('new_space_survive_rate_'),
+      promotedMiB: field('promoted') / 2 ** 20,
+      allocatedKiB: field('allocated') / 1024,
+      newSpaceMiB: field('new_space_capacity') / 2 ** 20,
+    });
   }
   return out;
 }
@@ -197,8 +203,8 @@ const memoryTables: Array<[string, Array<[string, Record<string, number>]>]> = [
 
 try {
   const { port: upPort } = await startUpstreamNginx(tmp, 1);
-  console.log('| variant | run | idle RSS MiB | rate | peak RSS MiB | p50 µs (absolute) | p99 µs | failed | proxy | scavenges | pause p50 / max ms | survived p50 % | promoted MiB/s |');
-  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |');
+  console.log('| variant | run | idle RSS MiB | rate | peak RSS MiB | p50 µs (absolute) | p99 µs | failed | proxy | scavenges | pause p50 / max ms | survived p50 % | promoted MiB/s | allocated KiB/request | young generation MiB |');
+  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (let run = 1; run <= Number(values.runs); run++) {
     for (const v of variants) {
       const dir = join(tmp, `${v.name}-${run}`);
@@ -228,9 +234,12 @@ try {
             const pauses = s.map((x) => x.pauseMs).sort((a, b) => a - b);
             const survived = s.map((x) => x.survivePct).sort((a, b) => a - b);
             const promoted = s.reduce((a, x) => a + x.promotedMiB, 0) / 5.5;
+            // The run's scavenges cover its 0.5 s warm-up and 5 s measured: rate × 5.5 requests.
+            const allocated = s.reduce((a, x) => a + x.allocatedKiB, 0) / (rate * 5.5);
+            const young = s.length ? percentile(s.map((x) => x.newSpaceMiB).sort((a, b) => a - b), 50) : 0;
             console.log(
               `| ${v.name} | ${run} | ${idle.toFixed(0)} | ${rate} | ${(r.peakRssKiB[0] / 1024).toFixed(0)} | ${r.latencyUs.p50.toFixed(0)} | ${r.latencyUs.p99.toFixed(0)} | ${r.errors + r.non2xx + r.timeouts} | ${prefix.slice(1)} | ${s.length} | ` +
-                `${s.length ? `${percentile(pauses, 50).toFixed(1)} / ${pauses[pauses.length - 1].toFixed(1)}` : '–'} | ${s.length ? percentile(survived, 50).toFixed(1) : '–'} | ${promoted.toFixed(1)} |`,
+                `${s.length ? `${percentile(pauses, 50).toFixed(1)} / ${pauses[pauses.length - 1].toFixed(1)}` : '–'} | ${s.length ? percentile(survived, 50).toFixed(1) : '–'} | ${promoted.toFixed(1)} | ${allocated.toFixed(1)} | ${young.toFixed(1)} |`,
             );
           }
         }

@@ -59,7 +59,7 @@ it('relays an answer that is all here in one piece: body, trailers, extra header
   });
   await new Promise<void>((r) => upstreamServer.listen(0, '127.0.0.1', r));
   const port = (upstreamServer.address() as AddressInfo).port;
-  const pool = new H1Upstream({ authority: `127.0.0.1:${port}`, connect: (_sn, onread) => connect({ host: '127.0.0.1', port, onread }), readyEvent: 'connect' });
+  const pool = new H1Upstream({ authority: `127.0.0.1:${port}`, connect: () => connect({ host: '127.0.0.1', port }), readyEvent: 'connect' });
 
   const results: Array<{ whole: boolean; r: Awaited<ReturnType<typeof relay>>; tapped: string }> = [];
   const relayed = (answer: UpstreamResponse, res: ServerResponse) => {

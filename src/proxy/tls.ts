@@ -9,8 +9,8 @@
 //
 // Client: the server's certificate must chain to a mesh root and carry exactly the SPIFFE ID the
 // snapshot names for the endpoint; a mismatch is a connect failure (503 UF), never a downgrade.
-import { connect as tlsConnect, createServer as createTlsServer, type ConnectionOptions, type PeerCertificate, type TLSSocket } from 'node:tls';
-import type { OnReadOpts, Socket } from 'node:net';
+import { connect as tlsConnect, createServer as createTlsServer, type PeerCertificate, type TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
 import { parseSpiffeId } from '../security/spiffe.ts';
 import type { WorkloadIdentity } from './identity.ts';
 
@@ -81,24 +81,19 @@ export function meshTlsServer(identity: WorkloadIdentity, serve: (socket: TLSSoc
   return { accept: (socket) => server.emit('connection', socket) };
 }
 
-/** tls.connect's options; it takes `onread` as net.connect does (Node ≥ 15), which @types/node leaves out. */
-export type TlsConnectOptions = ConnectionOptions & { onread?: OnReadOpts };
-
 /** Opens mTLS connections to other sidecars with the proxy's current certificate and roots. */
 export interface MeshTlsClient {
-  /** `onread`: net.connect's option, for an HTTP/1.1 pool that reads into its own buffer. */
-  connect(host: string, port: number, alpn: string[], peer: string, onread?: OnReadOpts): TLSSocket;
+  connect(host: string, port: number, alpn: string[], peer: string): TLSSocket;
 }
 
 export function meshTlsClient(identity: WorkloadIdentity): MeshTlsClient {
   return {
-    connect(host, port, alpn, peer, onread) {
+    connect(host, port, alpn, peer) {
       const secureContext = identity.clientContext();
       if (!secureContext) throw Object.assign(new Error('this proxy has no workload certificate yet'), { code: 'ERR_TLS_NO_CERTIFICATE' });
       const socket = tlsConnect({
         host,
         port,
-        onread,
         secureContext,
         ALPNProtocols: alpn,
         rejectUnauthorized: true,
@@ -107,7 +102,7 @@ export function meshTlsClient(identity: WorkloadIdentity): MeshTlsClient {
           if (got === peer) return undefined;
           return Object.assign(new Error(`the endpoint's certificate is for ${got ?? cert.subjectaltname ?? '(no SPIFFE ID)'}, not ${peer}`), { code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
         },
-      } as TlsConnectOptions);
+      });
       socket.setNoDelay(true);
       return socket;
     },

@@ -51,7 +51,7 @@ async function rawServer(reply: (request: string) => string, after: 'keep' | 'en
 }
 
 function upstream(port: number, o: Partial<H1Options> = {}): H1Upstream {
-  return new H1Upstream({ authority: `127.0.0.1:${port}`, connect: (_sn, onread) => connect({ host: '127.0.0.1', port, onread }), readyEvent: 'connect', ...o });
+  return new H1Upstream({ authority: `127.0.0.1:${port}`, connect: () => connect({ host: '127.0.0.1', port }), readyEvent: 'connect', ...o });
 }
 
 async function text(r: UpstreamResponse): Promise<string> {
@@ -264,7 +264,7 @@ test('a body all here before anyone reads it is taken whole, once; one still com
   await u.close();
 });
 
-test('answers that come in many reads, on connections read in turns, arrive intact (every connection reads into one buffer)', async () => {
+test('answers that come in many reads, on connections read in turns, arrive intact', async () => {
   // Each answer is written a few bytes at a time, a header split mid-name and mid-value, while
   // another connection's answer comes in between.
   const value = (tag: string) => `${tag}-`.repeat(2000);
@@ -287,10 +287,4 @@ test('answers that come in many reads, on connections read in turns, arrive inta
   assert.deepEqual([a.headers['x-tag'], a.headers['x-long'], await text(a)], ['alpha', value('alpha'), value('alpha')]);
   assert.deepEqual([b.headers['x-tag'], b.headers['x-long'], await text(b)], ['beta', value('beta'), value('beta')]);
   await u.close();
-  // A socket made without `onread` (a dialer that does not pass it on) is read through its stream.
-  const port = (server.address() as AddressInfo).port;
-  const streamed = new H1Upstream({ authority: `127.0.0.1:${port}`, connect: () => connect({ host: '127.0.0.1', port }), readyEvent: 'connect' });
-  const c = await get(streamed, '/gamma');
-  assert.deepEqual([c.headers['x-tag'], await text(c)], ['gamma', value('gamma')]);
-  await streamed.close();
 });

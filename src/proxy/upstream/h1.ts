@@ -8,7 +8,7 @@
 // fails instead of ending, so the proxy can break the downstream answer too. A body that has all
 // arrived before anyone reads it is handed over whole (H1Answer.takeWhole), without a stream.
 
-import { Socket, type OnReadOpts } from 'node:net';
+import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { hostName } from './h2.ts';
 import { UpstreamBody, type Upstream, type UpstreamRequest, type UpstreamResponse } from './upstream.ts';
@@ -16,7 +16,6 @@ import { UpstreamBody, type Upstream, type UpstreamRequest, type UpstreamRespons
 /** The llhttp binding as node's `_http_common` exposes it (the same parser node's http client runs). */
 interface Parser {
   initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
-  /** Everything it hands to the callbacks is a copy: `data` may be reused once it returns. */
   execute(data: Buffer): Error | number;
   finish(): Error | number | undefined;
   close(): void;
@@ -36,12 +35,8 @@ const { HTTPParser } = process.getBuiltinModule('_http_common') as { HTTPParser:
 export interface H1Options {
   /** `host:port`: the Host header when a request has none. */
   authority: string;
-  /**
-   * A new connection to the address; `servername` is the request's host name (for TLS's SNI).
-   * Made with `onread` (net.connect's and tls.connect's option), the socket reads into the pool's
-   * one reused buffer instead of through its stream; a socket made without it works too, slower.
-   */
-  connect(servername: string | undefined, onread: OnReadOpts): Socket;
+  /** A new connection to the address; `servername` is the request's host name (for TLS's SNI). */
+  connect(servername: string | undefined): Socket;
   /** The socket event that says it is ready: `connect`, or `secureConnect` for TLS. */
   readyEvent: 'connect' | 'secureConnect';
   /** A connection not ready within this fails the request as a connect failure (default 10 s). */
@@ -56,12 +51,6 @@ export interface H1Options {
 
 const CONNECT_TIMEOUT_MS = 10_000;
 const IDLE_MS = 30_000;
-/**
- * Every upstream connection of the process reads into this one buffer (`onread`): a read is handed
- * to the parser at once, and the parser copies out what it keeps, so no read allocates a buffer of
- * its own or passes through a Readable (about a tenth of the proxy's CPU per request went there).
- */
-const READ_BUFFER = Buffer.allocUnsafeSlow(64 * 1024);
 /** Characters a header line cannot carry (they would end it, or split the request). */
 const UNSAFE_VALUE = /[\r\n\0]/;
 /** …and what a request target cannot (a space would end it). */
@@ -236,14 +225,13 @@ class Connection {
 
     let socket: Socket;
     try {
-      socket = o.connect(servername, { buffer: READ_BUFFER, callback: this.onRead });
+      socket = o.connect(servername);
     } catch (err) {
       // Refused before any socket (ISTIO_MUTUAL without a certificate): a connect failure.
       socket = destroyedSocket(err as Error);
     }
     this.socket = socket;
     socket.setNoDelay(true);
-    // Only a socket made without `onread` emits 'data'.
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('error', this.onError);
@@ -311,15 +299,8 @@ class Connection {
   }
 
   private readonly onData = (data: Buffer): void => {
-    this.onRead(data.length, data);
-  };
-
-  /** `n` bytes read into READ_BUFFER; valid only during this call. */
-  private readonly onRead = (n: number, buffer: Uint8Array): boolean => {
-    const r = this.parser.execute((buffer as Buffer).subarray(0, n));
+    const r = this.parser.execute(data);
     if (r instanceof Error) this.fail(failure(`the upstream's answer is not valid HTTP/1.1: ${(r as { reason?: string }).reason ?? r.message}`, 'UND_ERR_SOCKET'));
-    // Backpressure pauses the socket itself (onBody), so the read goes on here.
-    return true;
   };
 
   private readonly onEnd = (): void => {

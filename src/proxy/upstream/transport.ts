@@ -1,7 +1,7 @@
 // Transports: how the proxy speaks to an upstream address — HTTP/1.1, h2c, TLS with ALPN, or mTLS
 // to another Weft sidecar — and the connection pool for each.
 
-import { connect as tcpConnect, type OnReadOpts, type Socket } from 'node:net';
+import { connect as tcpConnect, type Socket } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -9,7 +9,7 @@ import type { ClusterConfig, ClusterTlsConfig, EndpointConfig, ProxySnapshot, Up
 import { H1Upstream } from './h1.ts';
 import { H2Upstream, hostName } from './h2.ts';
 import type { Upstream, UpstreamRequest, UpstreamResponse } from './upstream.ts';
-import type { MeshTlsClient, TlsConnectOptions } from '../tls.ts';
+import type { MeshTlsClient } from '../tls.ts';
 import { h1Options, h2Options, poolId, withTcpKeepalive, type PoolSettings } from './pool-settings.ts';
 
 export interface Transport {
@@ -150,16 +150,16 @@ export function createUpstream(key: string, t: Transport): Upstream {
     // inbound side would pick h2 if offered it), as Istio's hop between sidecars is.
     const { client, peer } = t.mtls;
     if (t.protocol === 'h2') return new H2Upstream({ scheme: 'https', authority: key, connect: () => ka(client.connect(host, port, ['h2'], peer)), ...h2Options(t.pool) });
-    return http1Pool(key, (_sn, onread) => ka(client.connect(host, port, ['http/1.1'], peer, onread)), 'secureConnect', t.pool);
+    return http1Pool(key, () => ka(client.connect(host, port, ['http/1.1'], peer)), 'secureConnect', t.pool);
   }
   if (t.tls) {
     const tls = t.tls;
     if (t.protocol === 'h2') return new H2Upstream({ scheme: 'https', authority: key, connect: (sn) => ka(tlsSocket(host, port, tls, ['h2'], sn)), ...h2Options(t.pool) });
-    return new AlpnUpstream(key, (alpn, sn, onread) => ka(tlsSocket(host, port, tls, alpn, sn, onread)), t.pool);
+    return new AlpnUpstream(key, (alpn, sn) => ka(tlsSocket(host, port, tls, alpn, sn)), t.pool);
   }
   if (t.protocol === 'h2') return new H2Upstream({ scheme: 'http', authority: key, connect: () => ka(tcpConnect({ host, port, noDelay: true })), ...h2Options(t.pool) });
-  const plain = (_sn: string | undefined, onread: OnReadOpts) => {
-    const s = tcpConnect({ host, port, noDelay: true, onread });
+  const plain = () => {
+    const s = tcpConnect({ host, port, noDelay: true });
     return t.pool?.tcpKeepaliveMs !== undefined ? ka(s) : s.setKeepAlive(true, PLAIN_TCP_KEEPALIVE_MS);
   };
   return http1Pool(key, plain, 'connect', t.pool);
@@ -172,7 +172,7 @@ function splitKey(key: string): { host: string; port: number } {
 }
 
 /** An HTTP/1.1 keep-alive pool over the connections `dial` opens (over TLS: offering only `http/1.1`). */
-function http1Pool(key: string, dial: (servername: string | undefined, onread: OnReadOpts) => Socket, readyEvent: 'connect' | 'secureConnect', pool: PoolSettings | undefined): Upstream {
+function http1Pool(key: string, dial: (servername: string | undefined) => Socket, readyEvent: 'connect' | 'secureConnect', pool: PoolSettings | undefined): Upstream {
   return new H1Upstream({ authority: key, connect: dial, readyEvent, ...h1Options(pool) });
 }
 
@@ -183,15 +183,15 @@ function http1Pool(key: string, dial: (servername: string | undefined, onread: O
  */
 class AlpnUpstream implements Upstream {
   private readonly key: string;
-  /** A new TLS connection to the address offering `alpn`, with the request's server name (and an HTTP/1.1 pool's `onread`). */
-  private readonly dial: (alpn: string[], servername: string | null | undefined, onread?: OnReadOpts) => TLSSocket;
+  /** A new TLS connection to the address offering `alpn`, with the request's server name. */
+  private readonly dial: (alpn: string[], servername: string | null | undefined) => TLSSocket;
   private chosen?: Upstream;
   private probing?: Promise<Upstream>;
   private closed = false;
 
   private readonly pool: PoolSettings | undefined;
 
-  constructor(key: string, dial: (alpn: string[], servername: string | null | undefined, onread?: OnReadOpts) => TLSSocket, pool?: PoolSettings) {
+  constructor(key: string, dial: (alpn: string[], servername: string | null | undefined) => TLSSocket, pool?: PoolSettings) {
     this.key = key;
     this.dial = dial;
     this.pool = pool;
@@ -226,7 +226,7 @@ class AlpnUpstream implements Upstream {
           chosen = h2;
         } else {
           socket.destroy();
-          chosen = http1Pool(this.key, (sn, onread) => this.dial(['http/1.1'], sn, onread), 'secureConnect', this.pool);
+          chosen = http1Pool(this.key, (sn) => this.dial(['http/1.1'], sn), 'secureConnect', this.pool);
         }
         if (this.closed) void chosen.close();
         this.chosen = chosen;
@@ -266,13 +266,12 @@ export function connectRaw(host: string, port: number, t: Transport, servername:
  * certificate must carry one of `subjectAltNames`, else match the server name; nothing is checked
  * with `insecureSkipVerify`.
  */
-function tlsSocket(host: string, port: number, tls: LoadedTls, alpn: string[], requestServername: string | null | undefined, onread?: OnReadOpts): TLSSocket {
+function tlsSocket(host: string, port: number, tls: LoadedTls, alpn: string[], requestServername: string | null | undefined): TLSSocket {
   const c = tls.config;
   const servername = c.sni || requestServername || undefined;
   const socket = tlsConnect({
     host,
     port,
-    onread,
     servername,
     ALPNProtocols: alpn,
     ca: tls.ca,
@@ -285,7 +284,7 @@ function tlsSocket(host: string, port: number, tls: LoadedTls, alpn: string[], r
       if (c.subjectAltNames) return sanMatches(cert, c.subjectAltNames) ? undefined : new Error(`certificate SANs ${cert.subjectaltname ?? '(none)'} match none of ${c.subjectAltNames.join(', ')}`);
       return checkServerIdentity(servername ?? name, cert);
     },
-  } as TlsConnectOptions);
+  });
   socket.setNoDelay(true);
   return socket;
 }
