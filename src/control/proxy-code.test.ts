@@ -27,6 +27,8 @@ test('the bundle is CommonJS holding every module the proxy reaches, nothing of 
   for (const f of ['src/proxy/main.ts', 'src/proxy/pipeline.ts', 'src/proxy/upstream/h1.ts', 'src/wire/snapshot.ts']) assert.ok(sources.includes(f), `${f} in ${sources.join(' ')}`);
   assert.deepEqual(sources.filter((f) => /^src\/(control|api|translate|registry|cli)\//.test(f)), []);
   assert.doesNotMatch(bundle, /^\s*(import|export)\s/m, 'no ES-module syntax left');
+  // The `performance` global loads node's perf_hooks (~0.3 MiB per proxy); core/clock.ts has the time.
+  assert.doesNotMatch(bundle, /\bperformance\s*\./, 'no use of the performance global');
   // Run for real: the bundled main reads its bootstrap and refuses to start without one.
   const r = await run({ WEFT_PROXY_CODE: dir });
   assert.equal(r.code, 2);

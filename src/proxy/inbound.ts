@@ -33,6 +33,7 @@ import { answer, toApp } from './websocket.ts';
 import type { InboundConfig } from '../wire/snapshot.ts';
 import type { InboundPolicy } from './inbound-policy.ts';
 import { connectionPeer, type ConnectionPeer } from './tls.ts';
+import { monotonicMs } from '../core/clock.ts';
 
 /** Phase 0: may this connection still be served under the mode in force? */
 function connectionAdmitted(peer: ConnectionPeer, policy: InboundPolicy | undefined): boolean {
@@ -136,7 +137,7 @@ export function inboundHandler(deps: InboundDeps) {
 
   /** A WebSocket upgrade from the mesh: admitted like any request, then passed to the app as bytes. */
   async function upgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
-    const start = performance.now();
+    const start = monotonicMs();
     const entry = receive(req);
     if (entry.kind === 'unconfigured') {
       answer(socket, 404, {}, 'sidecar has no inbound configuration yet\n');
@@ -150,7 +151,7 @@ export function inboundHandler(deps: InboundDeps) {
     if (entry.kind === 'refused') {
       const shape = errorShape(entry.code);
       answer(socket, shape.status, { 'content-type': 'text/plain' }, shape.body);
-      metrics.record(shape.status, shape.flag, '', performance.now() - start, 0, Buffer.byteLength(shape.body));
+      metrics.record(shape.status, shape.flag, '', monotonicMs() - start, 0, Buffer.byteLength(shape.body));
       deps.accessLog?.write(req, target, shape.status, shape.flag, 'inbound', undefined, start);
       return;
     }
@@ -160,12 +161,12 @@ export function inboundHandler(deps: InboundDeps) {
     const r = await toApp(req, socket, head, { host: app.appHost, port: app.appPort }, entry.path, entry.headers);
     state.active--;
     const flag = r.failure ? new MeshError(r.failure).flag : '-';
-    metrics.record(r.status, flag, '', performance.now() - start, r.requestBytes, r.responseBytes);
+    metrics.record(r.status, flag, '', monotonicMs() - start, r.requestBytes, r.responseBytes);
     deps.accessLog?.write(req, target, r.status, flag, 'inbound', `${app.appHost}:${app.appPort}`, start);
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const start = performance.now();
+    const start = monotonicMs();
     const entry = receive(req);
     if (entry.kind === 'unconfigured') {
       sendError(res, new MeshError('NO_ROUTE', 'sidecar has no inbound configuration yet'));
@@ -181,7 +182,7 @@ export function inboundHandler(deps: InboundDeps) {
       req.resume(); // the body is not wanted; let the connection carry on
       const { status, grpcStatus } = refuse(req, res, entry.code);
       const flag = errorShape(entry.code).flag;
-      metrics.record(status, flag, grpcStatus, performance.now() - start, 0, 0, protocol);
+      metrics.record(status, flag, grpcStatus, monotonicMs() - start, 0, 0, protocol);
       deps.accessLog?.write(req, target, status, flag, 'inbound', undefined, start);
       return;
     }
@@ -194,7 +195,7 @@ export function inboundHandler(deps: InboundDeps) {
       headers: entry.headers,
     });
     const { status, flag, grpcStatus } = settle(res, outcome);
-    metrics.record(status, flag, grpcStatus, performance.now() - start, outcome.requestBytes, outcome.responseBytes, protocol);
+    metrics.record(status, flag, grpcStatus, monotonicMs() - start, outcome.requestBytes, outcome.responseBytes, protocol);
     deps.accessLog?.write(req, target, status, flag, 'inbound', `${app.appHost}:${app.appPort}`, start);
   }
 

@@ -49,6 +49,7 @@ import type { FallbackCache } from './fallback/cache.ts';
 import { setCookieValue } from './upstream/lb/hash-cookie.ts';
 import { encodePeer, PEER_HEADER, requestProtocol } from './observe/peer.ts';
 import type { AccessLog } from './observe/access-log.ts';
+import { monotonicMs } from '../core/clock.ts';
 
 /** How much of a request body is kept so a retry or a mirror can send it again (Envoy's default). */
 export const REPLAY_BUFFER_BYTES = 1 << 20;
@@ -165,7 +166,7 @@ function flags(list: string[]): string {
 
 export function outboundHandler(deps: PipelineDeps) {
   return async function handle(req: IncomingMessage, res: ServerResponse, fallbackAuthority?: string): Promise<void> {
-    const start = performance.now();
+    const start = monotonicMs();
     const rt = deps.current();
     const target = resolveTarget(req, fallbackAuthority);
     if (!rt || !target) {
@@ -180,7 +181,7 @@ export function outboundHandler(deps: PipelineDeps) {
     if (!found) {
       const err = new MeshError('NO_ROUTE', `no route for ${target.authority}${target.path}`);
       sendError(res, err);
-      rt.noRouteMetrics.record(err.status, err.flag, '', performance.now() - start, 0, 0);
+      rt.noRouteMetrics.record(err.status, err.flag, '', monotonicMs() - start, 0, 0);
       deps.accessLog?.write(req, target, err.status, err.flag, undefined, undefined, start);
       return;
     }
@@ -191,7 +192,7 @@ export function outboundHandler(deps: PipelineDeps) {
       headers['content-length'] = Buffer.byteLength(body);
       answerWhole(res, status, headers, body);
       const cluster = route.destinations[0]?.cluster;
-      (cluster?.unreachedMetrics ?? rt.noRouteMetrics).record(status, flag, '', performance.now() - start, 0, Buffer.byteLength(body));
+      (cluster?.unreachedMetrics ?? rt.noRouteMetrics).record(status, flag, '', monotonicMs() - start, 0, Buffer.byteLength(body));
       deps.accessLog?.write(req, target, status, flag, route.config.name, undefined, start);
     };
 
@@ -364,7 +365,7 @@ export function outboundHandler(deps: PipelineDeps) {
     // Phase 10 — telemetry.
     const requestBytes = replay ? replay.bytesRead : (plain?.bytes() ?? 0);
     const metrics = answeredBy?.metrics ?? cluster.unreachedMetrics;
-    metrics.record(status, flags(flagList), grpcStatus, performance.now() - start, requestBytes, responseBytes, requestProtocol(req.headers['content-type']));
+    metrics.record(status, flags(flagList), grpcStatus, monotonicMs() - start, requestBytes, responseBytes, requestProtocol(req.headers['content-type']));
     deps.accessLog?.write(req, target, status, flags(flagList), route.config.name, answeredBy?.state.key, start, fallbackKind);
   };
 }
@@ -565,7 +566,7 @@ type TryOnce =
  * leaving — until `done()`, so they cut a body that is being relayed too.
  */
 async function tryOnce(endpoint: UpstreamEndpoint, call: UpstreamCall, body: Readable | undefined, retry: RetryPolicyConfig | undefined): Promise<TryOnce> {
-  const started = performance.now();
+  const started = monotonicMs();
   // A try of its own to abort only when a timer of its own may cut it; otherwise the request's
   // signal is the try's (one AbortController and listener less per request on the hot path).
   const ownSignal = Boolean(retry?.perTryTimeoutMs || call.firstByteTimeoutMs);
@@ -601,7 +602,7 @@ async function tryOnce(endpoint: UpstreamEndpoint, call: UpstreamCall, body: Rea
   }
   if (call.firstByteTimeoutMs === undefined) return { kind: 'response', data: t.data, done: unlink };
   // Time to first byte: the answer is held until its body starts, so a silent one can still be retried or fall back.
-  const first = t.data.trailersOnly ? null : await firstChunk(t.data.body, call.firstByteTimeoutMs - (performance.now() - started));
+  const first = t.data.trailersOnly ? null : await firstChunk(t.data.body, call.firstByteTimeoutMs - (monotonicMs() - started));
   if (first === 'timeout' || first === 'error') {
     t.data.body.on('error', () => {});
     t.data.body.destroy();

@@ -31,11 +31,12 @@ import type { OutlierOutcome } from './upstream/outlier.ts';
 import { connectRaw, HTTP1, type Transport } from './upstream/transport.ts';
 import { hostName } from './upstream/h2.ts';
 import { encodePeer, PEER_HEADER } from './observe/peer.ts';
+import { monotonicMs } from '../core/clock.ts';
 
 /** The outbound side (sidecar outbound, edge): route the upgrade, then pass bytes through. */
 export function outboundUpgradeHandler(deps: PipelineDeps) {
   return async function handle(req: IncomingMessage, client: Socket, head: Buffer, fallbackAuthority?: string): Promise<void> {
-    const start = performance.now();
+    const start = monotonicMs();
     client.on('error', () => client.destroy());
     const rt = deps.current();
     const target = resolveTarget(req, fallbackAuthority);
@@ -49,7 +50,7 @@ export function outboundUpgradeHandler(deps: PipelineDeps) {
     if (!found) {
       const err = new MeshError('NO_ROUTE', `no route for ${target.authority}${target.path}`);
       answer(client, err.status, {}, err.message + '\n');
-      rt.noRouteMetrics.record(err.status, err.flag, '', performance.now() - start, 0, 0);
+      rt.noRouteMetrics.record(err.status, err.flag, '', monotonicMs() - start, 0, 0);
       deps.accessLog?.write(req, target, err.status, err.flag, undefined, undefined, start);
       return;
     }
@@ -58,7 +59,7 @@ export function outboundUpgradeHandler(deps: PipelineDeps) {
     const local = (status: number, headers: Record<string, string>, body: string, flag: string) => {
       answer(client, status, headers, body);
       const cluster = route.destinations[0]?.cluster;
-      (cluster?.unreachedMetrics ?? rt.noRouteMetrics).record(status, flag, '', performance.now() - start, 0, Buffer.byteLength(body));
+      (cluster?.unreachedMetrics ?? rt.noRouteMetrics).record(status, flag, '', monotonicMs() - start, 0, Buffer.byteLength(body));
       deps.accessLog?.write(req, target, status, flag, route.config.name, undefined, start);
     };
     const fault = action.kind !== 'redirect' ? decideFault(action.fault, deps.random) : undefined;
@@ -170,7 +171,7 @@ export function outboundUpgradeHandler(deps: PipelineDeps) {
       const err = new MeshError(gone.signal.aborted ? 'DOWNSTREAM_DISCONNECT' : (failure ?? 'NO_HEALTHY_UPSTREAM'));
       if (!gone.signal.aborted) answer(client, err.status, { ...err.headers }, err.message + '\n');
       const flag = [...faultFlags, ...(retryOverflow ? ['UO'] : []), err.flag].join(',');
-      metrics.record(err.status, flag, '', performance.now() - start, 0, 0);
+      metrics.record(err.status, flag, '', monotonicMs() - start, 0, 0);
       deps.accessLog?.write(req, target, err.status, flag, route.config.name, endpoint?.state.key, start);
       return;
     }
@@ -191,7 +192,7 @@ export function outboundUpgradeHandler(deps: PipelineDeps) {
     ticket?.release();
     endpoint!.state.active--;
     const flag = [...faultFlags, ...(r.failure ? [new MeshError(r.failure).flag] : [])].join(',') || '-';
-    metrics.record(r.status, flag, '', performance.now() - start, r.requestBytes, r.responseBytes);
+    metrics.record(r.status, flag, '', monotonicMs() - start, r.requestBytes, r.responseBytes);
     deps.accessLog?.write(req, target, r.status, flag, route.config.name, endpoint!.state.key, start);
   };
 }

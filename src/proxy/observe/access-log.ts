@@ -2,6 +2,7 @@
 
 import type { IncomingMessage } from 'node:http';
 import type { Writable } from 'node:stream';
+import { monotonicMs } from '../../core/clock.ts';
 
 export interface AccessLog {
   write(
@@ -32,7 +33,7 @@ export function jsonAccessLog(out: Writable, proxyId: string): AccessLog {
           route: route ?? null,
           upstream: upstream ?? null,
           fallback: fallback ?? null,
-          duration_ms: Math.round((performance.now() - startMs) * 1000) / 1000,
+          duration_ms: Math.round((monotonicMs() - startMs) * 1000) / 1000,
           request_id: req.headers['x-request-id'] ?? null,
         }) + '\n',
       );

@@ -12,6 +12,7 @@ import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { hostName } from './h2.ts';
 import { UpstreamBody, type Upstream, type UpstreamRequest, type UpstreamResponse } from './upstream.ts';
+import { monotonicMs } from '../../core/clock.ts';
 
 /** The llhttp binding as node's `_http_common` exposes it (the same parser node's http client runs). */
 interface Parser {
@@ -100,7 +101,7 @@ export class H1Upstream implements Upstream {
     const max = this.o.maxConnectionDurationMs ?? 0;
     const idleMs = this.o.idleMs ?? IDLE_MS;
     for (let c = this.idle.pop(); c; c = this.idle.pop()) {
-      const now = performance.now();
+      const now = monotonicMs();
       if ((max > 0 && now - c.openedAt >= max) || now - c.idleSince >= Math.min(idleMs > 0 ? idleMs : Infinity, c.serverIdleMs)) c.destroy();
       else return c;
     }
@@ -117,8 +118,8 @@ export class H1Upstream implements Upstream {
   /** A connection finished a request and may take another. */
   released(c: Connection): void {
     const max = this.o.maxConnectionDurationMs ?? 0;
-    if (this.closed || (max > 0 && performance.now() - c.openedAt >= max)) return c.destroy();
-    c.idleSince = performance.now();
+    if (this.closed || (max > 0 && monotonicMs() - c.openedAt >= max)) return c.destroy();
+    c.idleSince = monotonicMs();
     this.idle.push(c);
     this.startSweeper();
   }
@@ -139,7 +140,7 @@ export class H1Upstream implements Upstream {
     const idleMs = this.o.idleMs ?? IDLE_MS;
     if (this.sweeper || idleMs <= 0) return;
     this.sweeper = setInterval(() => {
-      const now = performance.now();
+      const now = monotonicMs();
       for (const c of [...this.idle]) if (now - c.idleSince >= Math.min(idleMs, c.serverIdleMs)) c.destroy();
       if (this.idle.length === 0) this.stopSweeper();
     }, Math.max(100, Math.min(idleMs / 4, 5_000))).unref();
@@ -180,7 +181,7 @@ function requestHead(r: UpstreamRequest, authority: string): string {
 
 /** One keep-alive connection: one request at a time (no pipelining, as undici's default). */
 class Connection {
-  readonly openedAt = performance.now();
+  readonly openedAt = monotonicMs();
   idleSince = 0;
   /**
    * How long the server said it keeps an idle connection (`Keep-Alive: timeout=N`), less a second,
