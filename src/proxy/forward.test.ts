@@ -5,6 +5,7 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, get, type ServerResponse } from 'node:http';
+import { connect as connectHttp2, createServer as createHttp2Server } from 'node:http2';
 import { connect, createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { MeshError } from '../core/errors.ts';
 import { forwardableHeaders, relay, tryUpstream } from './forward.ts';
@@ -98,6 +99,24 @@ it('relays an answer that is all here in one piece: body, trailers, extra header
   gone.destroy();
   for (let i = 0; i < 50 && results.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(results.shift(), { whole: true, r: { bytes: 0, grpcStatus: '', failure: 'DOWNSTREAM_DISCONNECT' }, tapped: '' });
+
+  // The same over HTTP/2 downstream (node's compatibility response): the caller resets its stream first.
+  const h2proxy = createHttp2Server(async (req, res) => {
+    const answer = await pool.request({ method: 'GET', path: '/', headers: { host: 'svc' } });
+    await new Promise((r) => res.stream.once('close', r));
+    await relayed(answer, res as unknown as ServerResponse);
+  });
+  await new Promise<void>((r) => h2proxy.listen(0, '127.0.0.1', r));
+  const session = connectHttp2(`http://127.0.0.1:${(h2proxy.address() as AddressInfo).port}`);
+  session.on('error', () => {});
+  const stream = session.request({ ':path': '/gone' });
+  stream.on('error', () => {});
+  await new Promise((r) => setTimeout(r, 100));
+  stream.close();
+  for (let i = 0; i < 50 && results.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(results.shift(), { whole: true, r: { bytes: 0, grpcStatus: '', failure: 'DOWNSTREAM_DISCONNECT' }, tapped: '' });
+  session.close();
+  h2proxy.close();
 
   await pool.close();
   proxy.closeAllConnections();

@@ -236,7 +236,8 @@ export function relay(
  * gone is a disconnect, as it would be midway through a stream.
  */
 function relayWhole(data: UpstreamResponse, res: ServerResponse, headers: OutgoingHttpHeaders, chunks: Buffer[], grpcStatus: string, tap: ((chunk: Buffer) => void) | undefined): { bytes: number; grpcStatus: string; failure?: ErrorCode } {
-  if (res.destroyed) return { bytes: 0, grpcStatus, failure: 'DOWNSTREAM_DISCONNECT' };
+  // node's HTTP/2 compatibility response has no `destroyed` of its own: its stream has.
+  if (res.destroyed || h2StreamOf(res)?.destroyed) return { bytes: 0, grpcStatus, failure: 'DOWNSTREAM_DISCONNECT' };
   const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
   tap?.(body);
   res.writeHead(data.statusCode, headers);
