@@ -10,6 +10,7 @@ import { connect, createServer as createTcpServer, type AddressInfo } from 'node
 import { MeshError } from '../core/errors.ts';
 import { forwardableHeaders, relay, tryUpstream } from './forward.ts';
 import { H1Upstream } from './upstream/h1.ts';
+import { MeshHttp2Response } from './listener.ts';
 import type { Upstream, UpstreamResponse } from './upstream/upstream.ts';
 
 it('drops hop-by-hop headers, those Connection names, HTTP/2 pseudo-headers and the extra one', () => {
@@ -100,8 +101,8 @@ it('relays an answer that is all here in one piece: body, trailers, extra header
   for (let i = 0; i < 50 && results.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(results.shift(), { whole: true, r: { bytes: 0, grpcStatus: '', failure: 'DOWNSTREAM_DISCONNECT' }, tapped: '' });
 
-  // The same over HTTP/2 downstream (node's compatibility response): the caller resets its stream first.
-  const h2proxy = createHttp2Server(async (req, res) => {
+  // The same over HTTP/2 downstream (the listener's compatibility response): the caller resets its stream first.
+  const h2proxy = createHttp2Server({ Http2ServerResponse: MeshHttp2Response }, async (req, res) => {
     const answer = await pool.request({ method: 'GET', path: '/', headers: { host: 'svc' } });
     await new Promise((r) => res.stream.once('close', r));
     await relayed(answer, res as unknown as ServerResponse);

@@ -170,7 +170,8 @@ export function relay(
     answerWhole(res, data.statusCode, headers, '');
     return Promise.resolve({ bytes, grpcStatus });
   }
-  const whole = opts.first === undefined ? data.takeWhole?.() : undefined;
+  // A body already read from (a first chunk held for the first-byte timeout) is not whole any more.
+  const whole = data.takeWhole?.();
   if (whole) return Promise.resolve(relayWhole(data, res, headers, whole, grpcStatus, opts.tap));
   res.writeHead(data.statusCode, headers);
   const body = data.body;
@@ -236,8 +237,7 @@ export function relay(
  * gone is a disconnect, as it would be midway through a stream.
  */
 function relayWhole(data: UpstreamResponse, res: ServerResponse, headers: OutgoingHttpHeaders, chunks: Buffer[], grpcStatus: string, tap: ((chunk: Buffer) => void) | undefined): { bytes: number; grpcStatus: string; failure?: ErrorCode } {
-  // node's HTTP/2 compatibility response has no `destroyed` of its own: its stream has.
-  if (res.destroyed || h2StreamOf(res)?.destroyed) return { bytes: 0, grpcStatus, failure: 'DOWNSTREAM_DISCONNECT' };
+  if (res.destroyed) return { bytes: 0, grpcStatus, failure: 'DOWNSTREAM_DISCONNECT' };
   const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
   tap?.(body);
   res.writeHead(data.statusCode, headers);

@@ -57,18 +57,26 @@ export interface MeshListener {
 }
 
 /**
- * The HTTP/2 compatibility API's response, with `writableFinished` as HTTP/1.1 means it. The
- * pipeline tells a client that left from a finished answer by `writableFinished` on 'close'; the
- * compatibility API reports true once the stream is closed, even by the client's RST_STREAM.
- * Finished means: ended by us, not reset. (A class rather than a property defined on each
- * response: a getter added per response gives every response a hidden class of its own, which
- * V8 keeps reachable from the shared transition tree until a full collection.)
+ * The HTTP/2 compatibility API's response, with `writableFinished` and `destroyed` as HTTP/1.1
+ * means them. The pipeline tells a client that left from a finished answer by `writableFinished`
+ * on 'close'; the compatibility API reports true once the stream is closed, even by the client's
+ * RST_STREAM. Finished means: ended by us, not reset. And it has no `destroyed` of its own, which
+ * the pipeline reads to know the client is gone; its stream has. (A class rather than properties
+ * defined on each response: a getter added per response gives every response a hidden class of
+ * its own, which V8 keeps reachable from the shared transition tree until a full collection.)
  */
-class MeshHttp2Response extends Http2ServerResponse {}
+export class MeshHttp2Response extends Http2ServerResponse {}
 // On the prototype, once (node's typings declare `writableFinished` a plain property, which a class accessor may not override).
-Object.defineProperty(MeshHttp2Response.prototype, 'writableFinished', {
-  get(this: Http2ServerResponse) {
-    return this.writableEnded && !this.stream.rstCode;
+Object.defineProperties(MeshHttp2Response.prototype, {
+  writableFinished: {
+    get(this: Http2ServerResponse) {
+      return this.writableEnded && !this.stream.rstCode;
+    },
+  },
+  destroyed: {
+    get(this: Http2ServerResponse) {
+      return this.stream.destroyed;
+    },
   },
 });
 
