@@ -94,8 +94,13 @@ export async function tryUpstream(o: TryOptions, timedOut: () => boolean): Promi
     const data = await o.pool.request({ path: o.path, method: o.method, headers: o.headers, body: o.body, signal: o.signal });
     return { kind: 'response', data };
   } catch (err) {
-    return { kind: 'local', code: timedOut() ? 'UPSTREAM_TIMEOUT' : o.signal.aborted ? 'DOWNSTREAM_DISCONNECT' : classify(err) };
+    return { kind: 'local', code: tryFailure(err, o.signal, timedOut()) };
   }
+}
+
+/** Why a try failed before its answer: its timeout, the request aborted (the client left), or what the upstream did. */
+export function tryFailure(err: unknown, signal: AbortSignal, timedOut: boolean): ErrorCode {
+  return timedOut ? 'UPSTREAM_TIMEOUT' : signal.aborted ? 'DOWNSTREAM_DISCONNECT' : classify(err);
 }
 
 /**

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import type { Random } from '../core/random.ts';
 import { MeshError, type ErrorCode } from '../core/errors.ts';
-import type { RetryPolicyConfig, RouteBehaviour, UpstreamProtocol } from '../wire/snapshot.ts';
+import type { RetryPolicyConfig, RouteAction, RouteBehaviour, UpstreamProtocol } from '../wire/snapshot.ts';
 import type { FallbackTriggerConfig } from '../wire/resilience.ts';
 import {
   findVirtualHost,
@@ -21,7 +21,7 @@ import {
   type UpstreamEndpoint,
 } from './compile.ts';
 import { findRouteMatch, type RequestView } from './routing/match.ts';
-import { decideFault, GRPC_STATUS_CODES } from './routing/fault.ts';
+import { decideFault, GRPC_STATUS_CODES, type FaultDecision } from './routing/fault.ts';
 import { redirectLocation } from './routing/rewrite.ts';
 import { backoffMs, type CompiledRetryPolicy } from './routing/retry.ts';
 import {
@@ -35,14 +35,15 @@ import {
   requestBody,
   responseHeaders,
   sendError,
+  tryFailure,
   tryUpstream,
   type TryOutcome,
 } from './forward.ts';
 import { ReplayableBody } from './upstream/replay.ts';
 import { poolFor } from './upstream/endpoints.ts';
-import type { UpstreamResponse } from './upstream/upstream.ts';
+import type { Upstream, UpstreamResponse } from './upstream/upstream.ts';
 import type { ClusterState } from './upstream/cluster-state.ts';
-import type { Go, RetryTicket } from './upstream/limits.ts';
+import type { Admission, Go, RetryTicket } from './upstream/limits.ts';
 import type { OutlierOutcome } from './upstream/outlier.ts';
 import { CacheTap, cacheable, FALLBACK_HEADER, triggerOf, type CompiledFallback, type FallbackKind } from './fallback/fallback.ts';
 import type { FallbackCache } from './fallback/cache.ts';
@@ -97,19 +98,33 @@ export function resolveTarget(req: IncomingMessage, fallbackAuthority?: string):
 }
 
 export function requestView(req: IncomingMessage, t: Target): RequestView {
-  return {
-    method: req.method ?? 'GET',
-    path: t.path,
-    query: t.query,
-    scheme: 'http',
-    authority: t.authority,
-    port: t.port,
-    header(name) {
-      if (name === ':authority' || name === 'host') return t.authority;
-      const v = req.headers[name];
-      return Array.isArray(v) ? v.join(',') : v;
-    },
-  };
+  return new IncomingView(req, t);
+}
+
+/** The request as route matching reads it; its `header` is a method, so no closure is made per request. */
+class IncomingView implements RequestView {
+  readonly method: string;
+  readonly path: string;
+  readonly query: string;
+  readonly scheme = 'http';
+  readonly authority: string;
+  readonly port: number;
+  private readonly headers: IncomingMessage['headers'];
+
+  constructor(req: IncomingMessage, t: Target) {
+    this.method = req.method ?? 'GET';
+    this.path = t.path;
+    this.query = t.query;
+    this.authority = t.authority;
+    this.port = t.port;
+    this.headers = req.headers;
+  }
+
+  header(name: string): string | undefined {
+    if (name === ':authority' || name === 'host') return this.authority;
+    const v = this.headers[name];
+    return Array.isArray(v) ? v.join(',') : v;
+  }
 }
 
 /** Phase 4 — split: pick one weighted destination of the route. */
@@ -148,15 +163,47 @@ function readCookie(header: string | undefined, name: string): string | undefine
 }
 
 /** Phase 6 — pick an endpoint; on a retry, avoid hosts already tried when the policy says so. */
-export function pickEndpoint(cluster: CompiledCluster, key: string | undefined, tried: Set<string>, avoid: boolean): UpstreamEndpoint | ErrorCode {
+export function pickEndpoint(cluster: CompiledCluster, key: string | undefined, tried: ReadonlySet<string> | undefined, avoid: boolean): UpstreamEndpoint | ErrorCode {
   let chosen: UpstreamEndpoint | undefined;
-  for (let i = 0; i < (avoid && tried.size > 0 ? HOST_SELECTION_ATTEMPTS : 1); i++) {
+  for (let i = 0; i < (avoid && tried && tried.size > 0 ? HOST_SELECTION_ATTEMPTS : 1); i++) {
     const pick = cluster.balancer.pick({ hashKey: key });
     if (pick.kind === 'fail') return pick.code;
     chosen = cluster.byKey.get(pick.endpoint.key)!;
-    if (!tried.has(chosen.state.key)) break;
+    if (!tried?.has(chosen.state.key)) break;
   }
   return chosen!;
+}
+
+/** An answer the proxy makes itself: a CORS preflight, an injected fault, a direct response, a redirect. */
+interface LocalAnswer {
+  status: number;
+  headers: OutgoingHttpHeaders;
+  body: string;
+  flag: string;
+}
+
+/** The answer to an injected abort: its HTTP status, or a gRPC status in a trailers-only answer. */
+function faultAnswer(abort: NonNullable<FaultDecision['abort']>, cors: Record<string, string> | undefined, flag: string): LocalAnswer {
+  if ('httpStatus' in abort) return { status: abort.httpStatus, headers: { 'content-type': 'text/plain', ...cors }, body: 'fault filter abort', flag };
+  const grpcStatus = GRPC_STATUS_CODES[abort.grpcStatus] ?? abort.grpcStatus;
+  return { status: 200, headers: { 'content-type': 'application/grpc', 'grpc-status': grpcStatus, 'grpc-message': 'fault filter abort', ...cors }, body: '', flag };
+}
+
+/** The answer of a route that is one: a direct response or a redirect. */
+function ownAnswer(action: Exclude<RouteAction, { kind: 'route' }>, t: Target, cors: Record<string, string> | undefined, flag: string): LocalAnswer {
+  if (action.kind === 'directResponse') return { status: action.status, headers: { 'content-type': 'text/plain', ...cors }, body: action.body ?? '', flag };
+  const location = redirectLocation(action, { scheme: 'http', authority: t.authority, path: t.path, query: t.query });
+  return { status: action.status, headers: { location, ...cors }, body: '', flag };
+}
+
+/** Send a local answer with the route's response headers, counted in the metrics of the route's first cluster (none: no-route's). */
+function answerLocally(a: LocalAnswer, route: CompiledRouteEntry, res: ServerResponse, rt: RuntimeConfig, start: number): void {
+  route.responseHeaders?.(a.headers);
+  const bytes = Buffer.byteLength(a.body);
+  a.headers['content-length'] = bytes;
+  answerWhole(res, a.status, a.headers, a.body);
+  const cluster = route.destinations[0]?.cluster;
+  (cluster?.unreachedMetrics ?? rt.noRouteMetrics).record(a.status, a.flag, '', monotonicMs() - start, 0, bytes);
 }
 
 /** Flags joined as Envoy prints them (`DI,UF`), or `-`. */
@@ -187,57 +234,43 @@ export function outboundHandler(deps: PipelineDeps) {
     }
     const route = found.route;
     const action = route.config.action;
-    const localAnswer = (status: number, headers: OutgoingHttpHeaders, body: string, flag: string) => {
-      route.responseHeaders?.(headers);
-      headers['content-length'] = Buffer.byteLength(body);
-      answerWhole(res, status, headers, body);
-      const cluster = route.destinations[0]?.cluster;
-      (cluster?.unreachedMetrics ?? rt.noRouteMetrics).record(status, flag, '', monotonicMs() - start, 0, Buffer.byteLength(body));
-      deps.accessLog?.write(req, target, status, flag, route.config.name, undefined, start);
-    };
 
     // Phase 2 — CORS: answer a preflight the policy allows; note the headers for the real answer.
     const origin = req.headers.origin;
     let corsHeaders: Record<string, string> | undefined;
+    let local: LocalAnswer | undefined;
     if (route.cors && origin !== undefined) {
       const preflightMethod = req.headers['access-control-request-method'];
       if (req.method === 'OPTIONS' && preflightMethod !== undefined) {
         const allowed = route.cors.preflight(origin, preflightMethod);
-        if (allowed || (action.cors?.unmatchedPreflights ?? 'FORWARD') === 'IGNORE') {
-          localAnswer(200, { ...allowed }, '', '-');
-          return;
-        }
+        if (allowed || (action.cors?.unmatchedPreflights ?? 'FORWARD') === 'IGNORE') local = { status: 200, headers: { ...allowed }, body: '', flag: '-' };
       }
-      corsHeaders = route.cors.responseHeaders(origin);
+      if (!local) corsHeaders = route.cors.responseHeaders(origin);
     }
 
     // Phase 3 — fault injection, then the answers the proxy makes itself.
-    const fault = action.kind !== 'redirect' ? decideFault(action.fault, deps.random) : undefined;
-    const faultFlags: string[] = [];
-    if (fault?.delayMs !== undefined) {
-      faultFlags.push('DI');
-      const gone = new AbortController();
-      const onClose = () => gone.abort();
-      res.once('close', onClose);
-      await sleep(fault.delayMs, undefined, { signal: gone.signal }).catch(() => {});
-      res.off('close', onClose);
-      if (gone.signal.aborted) return;
+    const flagList: string[] = [];
+    if (!local) {
+      const fault = action.kind !== 'redirect' ? decideFault(action.fault, deps.random) : undefined;
+      if (fault?.delayMs !== undefined) {
+        flagList.push('DI');
+        const gone = new AbortController();
+        const onClose = () => gone.abort();
+        res.once('close', onClose);
+        await sleep(fault.delayMs, undefined, { signal: gone.signal }).catch(() => {});
+        res.off('close', onClose);
+        if (gone.signal.aborted) return;
+      }
+      if (fault?.abort) {
+        flagList.push('FI');
+        local = faultAnswer(fault.abort, corsHeaders, flags(flagList));
+      }
     }
-    if (fault?.abort) {
-      faultFlags.push('FI');
-      const a = fault.abort;
-      if ('httpStatus' in a) localAnswer(a.httpStatus, { 'content-type': 'text/plain', ...corsHeaders }, 'fault filter abort', flags(faultFlags));
-      else
-        localAnswer(200, { 'content-type': 'application/grpc', 'grpc-status': GRPC_STATUS_CODES[a.grpcStatus] ?? a.grpcStatus, 'grpc-message': 'fault filter abort', ...corsHeaders }, '', flags(faultFlags));
-      return;
-    }
-    if (action.kind === 'directResponse') {
-      localAnswer(action.status, { 'content-type': 'text/plain', ...corsHeaders }, action.body ?? '', flags(faultFlags));
-      return;
-    }
-    if (action.kind === 'redirect') {
-      const location = redirectLocation(action, { scheme: 'http', authority: target.authority, path: target.path, query: target.query });
-      localAnswer(action.status, { location, ...corsHeaders }, '', '-');
+    if (local || action.kind !== 'route') {
+      // Without a local answer yet, the action is a direct response or a redirect (the condition says so).
+      const answer = local ?? ownAnswer(action as Exclude<RouteAction, { kind: 'route' }>, target, corsHeaders, flags(flagList));
+      answerLocally(answer, route, res, rt, start);
+      deps.accessLog?.write(req, target, answer.status, answer.flag, route.config.name, undefined, start);
       return;
     }
 
@@ -286,7 +319,7 @@ export function outboundHandler(deps: PipelineDeps) {
     const onClientClose = () => {
       if (!res.writableFinished) overall.abort();
     };
-    res.once('close', onClientClose);
+    res.on('close', onClientClose);
     const call: UpstreamCall = {
       method: req.method ?? 'GET',
       path,
@@ -300,7 +333,6 @@ export function outboundHandler(deps: PipelineDeps) {
       firstByteTimeoutMs: action.firstByteTimeoutMs,
       clientProtocol: clientProtocol(req),
     };
-    const flagList = [...faultFlags];
     let status = 0;
     let grpcStatus = '';
     let responseBytes = 0;
@@ -421,14 +453,14 @@ type Tried = (
  * or a failure; nothing has been sent downstream yet.
  */
 async function tryCluster(cluster: CompiledCluster, call: UpstreamCall, retry: CompiledRetryPolicy | undefined, key: string | undefined, random: Random): Promise<Tried> {
-  const tried = new Set<string>();
   const maxTries = 1 + (retry?.config.attempts ?? 0);
+  // The hosts tried so far, kept only when there can be a retry to keep away from them.
+  const tried = maxTries > 1 ? new Set<string>() : undefined;
   const state = cluster.state;
   let ticket: RetryTicket | undefined;
   let retriesExhausted = false;
   let retryOverflow = false;
   let last: Tried | undefined;
-  const fail = (code: ErrorCode, endpoint?: UpstreamEndpoint): Tried => ({ kind: 'failure', code, endpoint, retriesExhausted, retryOverflow });
   /** May the outcome be retried? Decided before anything is discarded, so a refused retry keeps it. */
   const retryNow = (n: number, retriable: boolean): boolean => {
     if (!retriable) return false;
@@ -449,34 +481,30 @@ async function tryCluster(cluster: CompiledCluster, call: UpstreamCall, retry: C
     // The ticket of this try (a retry's), given back when the try is over.
     const held = ticket;
     ticket = undefined;
-    const releaseTicket = () => held?.release();
     if (call.signal.aborted) {
-      releaseTicket();
-      return fail(call.timedOut() ? 'UPSTREAM_TIMEOUT' : 'DOWNSTREAM_DISCONNECT', last?.endpoint);
+      held?.release();
+      return failed(call.timedOut() ? 'UPSTREAM_TIMEOUT' : 'DOWNSTREAM_DISCONNECT', last?.endpoint, retriesExhausted, retryOverflow);
     }
     const picked = pickEndpoint(cluster, key, tried, retry?.config.avoidPreviousHosts ?? false);
     if (typeof picked === 'string') {
-      releaseTicket();
-      return fail(picked, last?.endpoint);
+      held?.release();
+      return failed(picked, last?.endpoint, retriesExhausted, retryOverflow);
     }
     const endpoint = picked;
-    tried.add(endpoint.state.key);
+    tried?.add(endpoint.state.key);
     const body = call.body();
     if (body === null) {
-      releaseTicket();
+      held?.release();
       break; // the body no longer fits the replay buffer: no further try
     }
-    // Circuit limits, before every try: overflow answers at once, a full pool waits.
-    const admitted = await admit(state, call.signal);
+    // Circuit limits, before every try: overflow answers at once, a full pool waits (only then is there anything to await).
+    const a = state.admit();
+    const admitted = a.kind === 'go' ? a : a.kind === 'overflow' ? 'overflow' : await queued(a, call.signal);
     if (admitted === 'overflow' || admitted === 'aborted') {
-      releaseTicket();
+      held?.release();
       body?.destroy();
-      return fail(admitted === 'overflow' ? 'OVERFLOW' : call.timedOut() ? 'UPSTREAM_TIMEOUT' : 'DOWNSTREAM_DISCONNECT', endpoint);
+      return failed(admitted === 'overflow' ? 'OVERFLOW' : call.timedOut() ? 'UPSTREAM_TIMEOUT' : 'DOWNSTREAM_DISCONNECT', endpoint, retriesExhausted, retryOverflow);
     }
-    const release = () => {
-      admitted.release();
-      releaseTicket();
-    };
     const outcome = await tryOnce(endpoint, call, body, retry?.config);
     // Outlier detection hears of a failure or a discarded answer now, of the answer returned when its body has ended (release).
     if (outcome.kind === 'local') state.record(endpoint.state.key, { kind: 'local', code: outcome.code });
@@ -488,8 +516,9 @@ async function tryCluster(cluster: CompiledCluster, call: UpstreamCall, retry: C
         outcome.data.body.on('error', () => {});
         outcome.data.body.destroy();
         outcome.done();
-        release();
-        last = fail('UPSTREAM_RESET', endpoint);
+        admitted.release();
+        held?.release();
+        last = failed('UPSTREAM_RESET', endpoint, retriesExhausted, retryOverflow);
         continue;
       }
       let ended = false;
@@ -503,19 +532,26 @@ async function tryCluster(cluster: CompiledCluster, call: UpstreamCall, retry: C
           ended = true;
           state.record(endpoint.state.key, bodyOutcome(status, cut));
           outcome.done();
-          release();
+          admitted.release();
+          held?.release();
         },
         retriesExhausted,
         retryOverflow,
       };
     }
-    release();
-    last = fail(outcome.code, endpoint);
+    admitted.release();
+    held?.release();
+    last = failed(outcome.code, endpoint, retriesExhausted, retryOverflow);
     if (outcome.code === 'DOWNSTREAM_DISCONNECT' || (outcome.code === 'UPSTREAM_TIMEOUT' && call.timedOut())) break;
     if (retryNow(n, retry?.retriable({ kind: 'local', code: outcome.code }) ?? false)) continue;
     break;
   }
-  return last ? { ...last, retriesExhausted, retryOverflow } : fail('NO_HEALTHY_UPSTREAM');
+  return last ? { ...last, retriesExhausted, retryOverflow } : failed('NO_HEALTHY_UPSTREAM', undefined, retriesExhausted, retryOverflow);
+}
+
+/** How tryCluster ended when no answer is kept, with the retry flags as they stand. */
+function failed(code: ErrorCode, endpoint: UpstreamEndpoint | undefined, retriesExhausted: boolean, retryOverflow: boolean): Tried {
+  return { kind: 'failure', code, endpoint, retriesExhausted, retryOverflow };
 }
 
 /**
@@ -541,6 +577,11 @@ export async function admit(state: ClusterState, signal: AbortSignal): Promise<G
   const a = state.admit();
   if (a.kind === 'go') return a;
   if (a.kind === 'overflow') return 'overflow';
+  return queued(a, signal);
+}
+
+/** Wait for a connection the circuit limits queued the try for, until the request is aborted. */
+async function queued(a: Extract<Admission, { kind: 'queue' }>, signal: AbortSignal): Promise<Go | 'aborted'> {
   const onAbort = () => a.cancel();
   if (signal.aborted) onAbort();
   else signal.addEventListener('abort', onAbort, { once: true });
@@ -566,31 +607,48 @@ type TryOnce =
  * leaving — until `done()`, so they cut a body that is being relayed too.
  */
 async function tryOnce(endpoint: UpstreamEndpoint, call: UpstreamCall, body: Readable | undefined, retry: RetryPolicyConfig | undefined): Promise<TryOnce> {
+  const headers = call.headers;
+  // Set for a Weft sidecar; taken out again only when an earlier try to a sidecar set it (a
+  // delete costs an allocation, and the request's own header was never copied: forwardableHeaders).
+  if (endpoint.config.sidecar) headers[PEER_HEADER] = call.peer;
+  else if (headers[PEER_HEADER] !== undefined) delete headers[PEER_HEADER];
+  const pool = poolFor(endpoint.state, call.clientProtocol);
+  // Most tries have no timer of their own: the request's signal is theirs, and nothing more is
+  // made for them (no AbortController, listener or closure per request on the hot path).
+  if (!retry?.perTryTimeoutMs && !call.firstByteTimeoutMs) {
+    endpoint.state.active++;
+    try {
+      return { kind: 'response', data: await pool.request({ path: call.path, method: call.method, headers, body, signal: call.signal }), done: noop };
+    } catch (err) {
+      return { kind: 'local', code: tryFailure(err, call.signal, call.timedOut()) };
+    } finally {
+      endpoint.state.active--;
+    }
+  }
+  return tryOnceTimed(endpoint, call, pool, body, retry);
+}
+
+/** tryOnce with a per-try or first-byte timeout: an AbortController of the try's own, tied to the request's. */
+async function tryOnceTimed(endpoint: UpstreamEndpoint, call: UpstreamCall, pool: Upstream, body: Readable | undefined, retry: RetryPolicyConfig | undefined): Promise<TryOnce> {
   const started = monotonicMs();
-  // A try of its own to abort only when a timer of its own may cut it; otherwise the request's
-  // signal is the try's (one AbortController and listener less per request on the hot path).
-  const ownSignal = Boolean(retry?.perTryTimeoutMs || call.firstByteTimeoutMs);
-  const ac = ownSignal ? new AbortController() : undefined;
-  const onAbort = () => ac!.abort();
-  if (ac) call.signal.addEventListener('abort', onAbort, { once: true });
-  const unlink = ac ? () => call.signal.removeEventListener('abort', onAbort) : noop;
+  const ac = new AbortController();
+  const onAbort = () => ac.abort();
+  call.signal.addEventListener('abort', onAbort, { once: true });
+  const unlink = () => call.signal.removeEventListener('abort', onAbort);
   let timedOut = false;
   const timeout = (ms: number | undefined) =>
     ms
       ? setTimeout(() => {
           timedOut = true;
-          ac!.abort();
+          ac.abort();
         }, ms)
       : undefined;
   const perTry = timeout(retry?.perTryTimeoutMs);
   const firstByte = timeout(call.firstByteTimeoutMs);
-  const headers = call.headers;
-  if (endpoint.config.sidecar) headers[PEER_HEADER] = call.peer;
-  else delete headers[PEER_HEADER];
   endpoint.state.active++;
   let t: TryOutcome;
   try {
-    t = await tryUpstream({ pool: poolFor(endpoint.state, call.clientProtocol), method: call.method, path: call.path, headers, body, signal: ac?.signal ?? call.signal }, () => timedOut || call.timedOut());
+    t = await tryUpstream({ pool, method: call.method, path: call.path, headers: call.headers, body, signal: ac.signal }, () => timedOut || call.timedOut());
   } finally {
     endpoint.state.active--;
     if (perTry) clearTimeout(perTry);
