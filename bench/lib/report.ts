@@ -219,6 +219,8 @@ const us = (x: number) => (Number.isFinite(x) ? `${Math.round(x)}` : 'n/a');
 const signed = (x: number) => (Number.isFinite(x) ? `${x < 0 ? '−' : '+'}${Math.abs(Math.round(x))}` : 'n/a');
 const ms = (x: number) => (Number.isFinite(x) ? (x >= 100 ? `${Math.round(x)} ms` : `${x.toFixed(1)} ms`) : 'n/a');
 const mib = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : 'n/a');
+/** With one decimal, where a value is held against a limit: 60.2 reads as over 60, "60" would not. */
+const mib1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 const krps = (x: number) => (Number.isFinite(x) ? `${(x / 1000).toFixed(1)}k` : 'n/a');
 
 function targets(raw: RawResults, s: Summary): TargetRow[] {
@@ -257,12 +259,12 @@ function targets(raw: RawResults, s: Summary): TargetRow[] {
   const weftPeak = [...(s.memoryMiB['weft-edge']?.perProcessPeakAt5000 ?? []), ...(s.memoryMiB['weft-mesh']?.perProcessPeakAt5000 ?? [])];
   rows.push({
     target: 'Every Weft proxy idles at ≤ 60 MiB RSS',
-    measured: `max ${mib(Math.max(...weftIdle))} MiB (edge ${mib(weftIdle[0])}, client sidecar ${mib(weftIdle[1])}, server sidecar ${mib(weftIdle[2])})`,
+    measured: `max ${mib1(Math.max(...weftIdle))} MiB (edge ${mib1(weftIdle[0])}, client sidecar ${mib1(weftIdle[1])}, server sidecar ${mib1(weftIdle[2])})`,
     pass: Math.max(...weftIdle) <= 60,
   });
   rows.push({
     target: 'Every Weft proxy stays ≤ 100 MiB at 5000 req/s',
-    measured: `max ${mib(Math.max(...weftPeak))} MiB (edge ${mib(weftPeak[0])}, client sidecar ${mib(weftPeak[1])}, server sidecar ${mib(weftPeak[2])})`,
+    measured: `max ${mib1(Math.max(...weftPeak))} MiB (edge ${mib1(weftPeak[0])}, client sidecar ${mib1(weftPeak[1])}, server sidecar ${mib1(weftPeak[2])})`,
     pass: Math.max(...weftPeak) <= 100,
   });
   const sseW = s.sse[w]!;
