@@ -7,7 +7,8 @@
 // DOMException with a stack, every time a stream finishes). Weft's proxy does all this and more,
 // so it should cost no more than this does.
 //
-// Usage: node bench/minimal-proxy.ts LISTEN_PORT UPSTREAM_PORT SSE_PORT
+// Usage: node bench/minimal-proxy.ts LISTEN_PORT UPSTREAM_PORT SSE_PORT [PIPELINING]
+// (PIPELINING: undici's requests in flight per upstream connection, default 1 — bench/socket-options.ts.)
 // Prints `minimal-proxy listening 127.0.0.1:PORT` once it listens.
 
 import { createServer } from 'node:http';
@@ -15,8 +16,8 @@ import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
 import { stripHopByHop as strip } from './lib/hop-by-hop.ts';
 
-const [listenPort, upstreamPort, ssePort] = process.argv.slice(2).map(Number);
-const poolOptions = { keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0 };
+const [listenPort, upstreamPort, ssePort, pipelining = 1] = process.argv.slice(2).map(Number);
+const poolOptions = { keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0, pipelining };
 const upstream = new Pool(`http://127.0.0.1:${upstreamPort}`, poolOptions);
 const sse = new Pool(`http://127.0.0.1:${ssePort}`, poolOptions);
 

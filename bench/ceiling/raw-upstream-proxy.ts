@@ -2,11 +2,14 @@
 // head written as one string and the answer parsed by node's own llhttp binding (HTTPParser from
 // `_http_common`, as node's http client does). Requests without bodies only; no errors handled.
 //
-// Usage: node bench/ceiling/raw-upstream-proxy.ts UPSTREAM_PORT   (prints `listening PORT`)
+// Usage: node bench/ceiling/raw-upstream-proxy.ts UPSTREAM_PORT [--no-delay off] [--port N --reuse-port]
+//   (prints `listening PORT`). The options are the socket-level ones bench/socket-options.ts
+//   measures: Nagle's algorithm left on both sides, and several processes sharing one port.
 
 import { createServer, type IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
 import net from 'node:net';
+import { parseArgs } from 'node:util';
 import { isHopByHop } from '../lib/hop-by-hop.ts';
 
 interface Parser {
@@ -26,14 +29,19 @@ interface Connection {
   onEnd: () => void;
 }
 
-const port = Number(process.argv[2]);
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { 'no-delay': { type: 'string', default: 'on' }, port: { type: 'string', default: '0' }, 'reuse-port': { type: 'boolean', default: false } },
+});
+const port = Number(positionals[0]);
+const noDelay = values['no-delay'] !== 'off';
 const idle: Connection[] = [];
 
 function connection(): Connection {
   const reused = idle.pop();
   if (reused) return reused;
   const socket = net.connect(port, '127.0.0.1');
-  socket.setNoDelay(true);
+  socket.setNoDelay(noDelay);
   const c: Connection = { socket, onHead: () => {}, onBody: () => {}, onEnd: () => {} };
   const parser = new HTTPParser();
   parser.initialize(HTTPParser.RESPONSE, {});
@@ -51,7 +59,7 @@ function requestHead(req: IncomingMessage): string {
   return `${head}\r\n`;
 }
 
-const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, noDelay }, (req, res) => {
   const c = connection();
   c.onHead = (status, raw) => {
     const headers: Record<string, string> = {};
@@ -67,5 +75,7 @@ const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (re
   c.socket.write(requestHead(req));
   req.resume();
 });
-server.listen(0, '127.0.0.1', () => process.stdout.write(`listening ${(server.address() as net.AddressInfo).port}\n`));
+server.listen({ port: Number(values.port), host: '127.0.0.1', reusePort: values['reuse-port'] }, () =>
+  process.stdout.write(`listening ${(server.address() as net.AddressInfo).port}\n`),
+);
 process.on('SIGTERM', () => process.exit(0));
