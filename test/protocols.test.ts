@@ -122,6 +122,8 @@ describe('protocols through the mesh', () => {
       `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: upgraded}\nspec:\n  host: upgraded\n  trafficPolicy:\n    connectionPool: {http: {h2UpgradePolicy: UPGRADE}}\n`,
       svc('ws-echo', '{name: http, port: 80}'),
       we('ws-echo', 'ws-echo', wsPort),
+      // Routes of ws-echo that answer an upgrade themselves.
+      `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ws-echo}\nspec:\n  hosts: [ws-echo]\n  http:\n  - match: [{uri: {prefix: /moved}}]\n    redirect: {uri: /here}\n  - match: [{uri: {prefix: /down}}]\n    directResponse: {status: 503, body: {string: down for upgrade}}\n  - route: [{destination: {host: ws-echo}}]\n`,
       // A hosted model API outside the mesh, TLS originated by the mesh.
       `apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: llm}\nspec:\n  hosts: [llm.example.com]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: STATIC\n  endpoints: [{address: 127.0.0.1, ports: {http: ${tlsH2Port}}}]\n`,
       `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: llm}\nspec:\n  host: llm.example.com\n  trafficPolicy:\n    tls: {mode: SIMPLE, caCertificates: ${join(dir, 'cert.pem')}}\n`,
@@ -305,6 +307,29 @@ describe('protocols through the mesh', () => {
     const status = await new Promise<number>((resolve) => ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
     ws.terminate();
     assert.equal(status, 404);
+  });
+
+  test('a WebSocket upgrade to a redirect or a direct response gets that answer, not upgraded', async () => {
+    const refused = (path: string) => {
+      const ws = new WsClient(`ws://${weft.edge}${path}`, { headers: { host: 'ws-echo' } });
+      ws.on('error', () => {});
+      return new Promise<{ status: number; location?: string; body: string }>((resolve) =>
+        ws.once('unexpected-response', (_req, res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c));
+          res.on('end', () => {
+            ws.terminate();
+            resolve({ status: res.statusCode ?? 0, location: res.headers.location, body });
+          });
+        }),
+      );
+    };
+    const moved = await refused('/moved');
+    assert.equal(moved.status, 301);
+    assert.equal(moved.location, 'http://ws-echo/here');
+    const down = await refused('/down');
+    assert.equal(down.status, 503);
+    assert.equal(down.body, 'down for upgrade');
   });
 
   test('TLS origination (DestinationRule tls SIMPLE): ALPN h2 to a server that offers it, with auto SNI', async () => {

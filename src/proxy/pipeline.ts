@@ -189,8 +189,8 @@ function faultAnswer(abort: NonNullable<FaultDecision['abort']>, cors: Record<st
   return { status: 200, headers: { 'content-type': 'application/grpc', 'grpc-status': grpcStatus, 'grpc-message': 'fault filter abort', ...cors }, body: '', flag };
 }
 
-/** The answer of a route that is one: a direct response or a redirect. */
-function ownAnswer(action: Exclude<RouteAction, { kind: 'route' }>, t: Target, cors: Record<string, string> | undefined, flag: string): LocalAnswer {
+/** The answer of a route that is one: a direct response or a redirect (WebSocket upgrades answer with it too). */
+export function ownAnswer(action: Exclude<RouteAction, { kind: 'route' }>, t: Target, cors: Record<string, string> | undefined, flag: string): LocalAnswer & { headers: Record<string, string> } {
   if (action.kind === 'directResponse') return { status: action.status, headers: { 'content-type': 'text/plain', ...cors }, body: action.body ?? '', flag };
   const location = redirectLocation(action, { scheme: 'http', authority: t.authority, path: t.path, query: t.query });
   return { status: action.status, headers: { location, ...cors }, body: '', flag };

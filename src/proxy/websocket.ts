@@ -22,10 +22,9 @@ import { MeshError, type ErrorCode } from '../core/errors.ts';
 import { findVirtualHost, type UpstreamEndpoint } from './compile.ts';
 import { findRouteMatch } from './routing/match.ts';
 import { decideFault } from './routing/fault.ts';
-import { redirectLocation } from './routing/rewrite.ts';
 import { backoffMs } from './routing/retry.ts';
 import { forwardableHeaders } from './forward.ts';
-import { admit, hashKey, pickEndpoint, requestView, resolveTarget, split, type PipelineDeps } from './pipeline.ts';
+import { admit, hashKey, ownAnswer, pickEndpoint, requestView, resolveTarget, split, type PipelineDeps } from './pipeline.ts';
 import type { Go, RetryTicket } from './upstream/limits.ts';
 import type { OutlierOutcome } from './upstream/outlier.ts';
 import { connectRaw, HTTP1, type Transport } from './upstream/transport.ts';
@@ -74,13 +73,10 @@ export function outboundUpgradeHandler(deps: PipelineDeps) {
       local('httpStatus' in fault.abort ? fault.abort.httpStatus : 503, { 'content-type': 'text/plain' }, 'fault filter abort', faultFlags.join(','));
       return;
     }
-    if (action.kind === 'directResponse') {
-      local(action.status, { 'content-type': 'text/plain' }, action.body ?? '', faultFlags.join(',') || '-');
-      return;
-    }
-    if (action.kind === 'redirect') {
-      const location = redirectLocation(action, { scheme: 'http', authority: target.authority, path: target.path, query: target.query });
-      local(action.status, { location }, '', '-');
+    if (action.kind !== 'route') {
+      // A redirect draws no fault, so its flags are '-' too.
+      const own = ownAnswer(action, target, undefined, faultFlags.join(',') || '-');
+      local(own.status, own.headers, own.body, own.flag);
       return;
     }
 
